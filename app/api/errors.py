@@ -1,0 +1,54 @@
+"""REST errors, all in one shape: `{"error": {"code", "message", "details"?}}`."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from ..errors import AppError, BadRequest, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, ValidationError
+
+log = logging.getLogger(__name__)
+
+_BY_STATUS: dict[int, type[AppError]] = {
+    400: BadRequest,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+    422: ValidationError,
+}
+
+
+def error_response(err: AppError):
+    response = jsonify({"error": err.to_dict()})
+    response.status_code = err.status
+    return response
+
+
+def _from_http(exc: HTTPException) -> AppError:
+    kind = _BY_STATUS.get(exc.code or 500)
+    if kind is ValidationError:
+        # webargs (through flask-smorest) puts the schema's messages here, keyed by location.
+        messages = (getattr(exc, "data", None) or {}).get("messages") or {}
+        details = messages.get("json", messages.get("query", messages)) if isinstance(messages, dict) else messages
+        return ValidationError(details=details or None)
+    if kind is None:
+        err = AppError(exc.description or exc.name)
+        err.status, err.code = exc.code or 500, exc.name.lower().replace(" ", "_")
+        return err
+    return kind()
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def _app_error(err: AppError):
+        return error_response(err)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return error_response(_from_http(exc))
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(InternalError())

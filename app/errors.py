@@ -1,0 +1,89 @@
+"""One error shape for both doors.
+
+Services raise `AppError` subclasses; the REST error handler turns them into
+`{"error": {"code", "message", "details"?}}` with `status`, and the socket
+namespace into the ack `{"ok": false, "error": {...}}` plus the `error` event.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    code = "internal_error"
+    status = 500
+    message = "Internal server error"
+
+    def __init__(self, message: str | None = None, details: Any = None, **extra: Any):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(AppError):
+    code, status, message = "bad_request", 400, "The request could not be read"
+
+
+class ValidationError(AppError):
+    code, status, message = "validation_error", 422, "Invalid request data"
+
+
+class AuthError(AppError):
+    code, status, message = "auth_required", 401, "Authentication required"
+
+
+class InvalidCredentials(AuthError):
+    code, message = "invalid_credentials", "Invalid email or password"
+
+
+class TokenInvalid(AuthError):
+    code, message = "token_invalid", "Invalid token"
+
+
+class TokenExpired(AuthError):
+    code, message = "token_expired", "Token has expired"
+
+
+class Forbidden(AppError):
+    code, status, message = "forbidden", 403, "You do not have permission to do this"
+
+
+class NotFound(AppError):
+    code, status, message = "not_found", 404, "Not found"
+
+
+class MethodNotAllowed(AppError):
+    code, status, message = "method_not_allowed", 405, "Method not allowed"
+
+
+class Conflict(AppError):
+    code, status, message = "conflict", 409, "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    code, status, message = "payload_too_large", 413, "Payload too large"
+
+
+class RateLimited(AppError):
+    code, status, message = "rate_limited", 429, "Too many requests"
+
+
+class Unavailable(AppError):
+    code, status, message = "unavailable", 503, "Service temporarily unavailable"
+
+
+class InternalError(AppError):
+    pass
+
+
+# The original server's words for the cases its frontend already shows.
+NO_TASK_ACCESS = "No access to this task"
+NO_SEND_PERMISSION = "No permission to send messages"

@@ -1,0 +1,15 @@
+"""The Socket.IO side: one namespace class, mounted where the clients look for it."""
+from __future__ import annotations
+
+from flask import Flask
+
+from ..extensions import socketio
+from .namespace import TasksNamespace, handle_error
+
+
+def register_namespaces(app: Flask) -> None:
+    namespaces = ["/tasks"] + (["/"] if app.config["SOCKETIO_ROOT_NAMESPACE"] else [])
+    app.config["SOCKETIO_NAMESPACES"] = namespaces
+    for name in namespaces:
+        socketio.on_namespace(TasksNamespace(name))
+    socketio.on_error_default(handle_error)

@@ -1,0 +1,49 @@
+"""Registration and login."""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..errors import Conflict, InvalidCredentials, NotFound
+from ..extensions import db
+from ..models import User
+
+# Checked against when the email is unknown, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def register(*, email: str, password: str, first_name: str, last_name: str) -> User:
+    user = User(email=normalize_email(email), first_name=first_name, last_name=last_name)
+    user.set_password(password, current_app.config["PASSWORD_HASH_METHOD"])
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("An account with this email already exists", details={"email": ["Already registered."]})
+    return user
+
+
+def authenticate(*, email: str, password: str) -> User:
+    """The user with this email and password. An unknown email and a wrong
+    password get the same error, so the answer does not reveal who has an account."""
+    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        raise InvalidCredentials()
+    if not user.check_password(password):
+        raise InvalidCredentials()
+    return user
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user

@@ -1,0 +1,46 @@
+"""The activity log, written in the caller's transaction so it records only what was stored."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ..auth import Actor
+from ..extensions import db
+from ..models import ActivityLog
+from .access import require_member
+from .paging import Page, fetch_page
+
+
+def record(
+    *,
+    user_id: int | None,
+    action: str,
+    entity_type: str,
+    entity_id: int | None,
+    task_id: int | None,
+    description: str,
+    old_values: dict[str, Any] | None = None,
+    new_values: dict[str, Any] | None = None,
+) -> ActivityLog:
+    entry = ActivityLog(
+        user_id=user_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        task_id=task_id,
+        old_values=old_values,
+        new_values=new_values,
+        description=description,
+    )
+    db.session.add(entry)
+    return entry
+
+
+def task_activity(actor: Actor, task_id: int, *, before: int | None = None, limit: int = 50) -> Page:
+    """A task's log, newest first, for its members."""
+    require_member(task_id, actor.id)
+    query = select(ActivityLog).where(ActivityLog.task_id == task_id).order_by(ActivityLog.id.desc())
+    if before is not None:
+        query = query.where(ActivityLog.id < before)
+    return fetch_page(query, limit)

@@ -1,0 +1,78 @@
+"""Tasks: create, read, update, delete. The creator becomes the owner."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ..auth import Actor
+from ..extensions import db
+from ..models import Task, TaskMember
+from ..realtime import notify
+from . import activity
+from .access import require_member, require_permission
+
+_EDITABLE = ("title", "description", "status")
+
+
+def task_values(task: Task) -> dict[str, Any]:
+    return {field: getattr(task, field) for field in _EDITABLE}
+
+
+def create_task(actor: Actor, *, title: str, description: str = "", status: str = "todo") -> TaskMember:
+    task = Task(title=title, description=description, status=status, created_by=actor.id)
+    owner = TaskMember(task=task, user_id=actor.id, role="owner")
+    db.session.add_all([task, owner])
+    db.session.flush()
+    activity.record(
+        user_id=actor.id, action="created", entity_type="task", entity_id=task.id, task_id=task.id,
+        new_values=task_values(task), description=f'Created task "{title}"',
+    )
+    db.session.commit()
+    return owner
+
+
+def my_tasks(actor: Actor) -> list[TaskMember]:
+    """The actor's memberships, newest task first; each carries its task."""
+    rows = db.session.scalars(
+        select(TaskMember)
+        .join(TaskMember.task)
+        .where(TaskMember.user_id == actor.id)
+        .order_by(Task.id.desc())
+    )
+    return list(rows)
+
+
+def get_task(actor: Actor, task_id: int) -> TaskMember:
+    return require_member(task_id, actor.id)
+
+
+def update_task(actor: Actor, task_id: int, changes: dict[str, Any]) -> TaskMember:
+    member = require_permission(task_id, actor.id, "can_edit", "You do not have permission to edit this task")
+    task = member.task
+    old = task_values(task)
+    changed = {k: v for k, v in changes.items() if k in _EDITABLE and old[k] != v}
+    if changed:
+        for field, value in changed.items():
+            setattr(task, field, value)
+        activity.record(
+            user_id=actor.id, action="updated", entity_type="task", entity_id=task.id, task_id=task.id,
+            old_values={k: old[k] for k in changed}, new_values=changed,
+            description=f"Updated {', '.join(sorted(changed))}",
+        )
+        db.session.commit()
+        notify.task_updated(task, sorted(changed), actor)
+    return member
+
+
+def delete_task(actor: Actor, task_id: int) -> None:
+    member = require_permission(task_id, actor.id, "can_manage_members", "Only the task owner can delete it")
+    task = member.task
+    title = task.title
+    activity.record(
+        user_id=actor.id, action="deleted", entity_type="task", entity_id=task.id, task_id=task.id,
+        old_values=task_values(task), description=f'Deleted task "{title}"',
+    )
+    db.session.delete(task)
+    db.session.commit()
+    notify.task_deleted(task_id, title, actor)

@@ -1,0 +1,31 @@
+"""gunicorn settings for production: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+One gevent-websocket worker per process; run several processes behind a load
+balancer with sticky sessions. gevent patches the standard library first, so
+that everything imported after it (psycopg, SQLAlchemy's pool, the app)
+cooperates with gevent.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402
+
+from dotenv import load_dotenv  # noqa: E402
+
+load_dotenv(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env"))
+
+from app.config import load_config  # noqa: E402
+
+_settings = load_config()
+
+worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+workers = 1  # Socket.IO keeps per-process state; scale with processes, not workers
+worker_connections = _settings["WORKER_CONNECTIONS"]
+bind = f"{_settings['APP_HOST']}:{_settings['APP_PORT']}"
+timeout = 60
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = "info"

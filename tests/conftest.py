@@ -1,0 +1,168 @@
+"""Fixtures that compose by name: app → client → users → sockets.
+
+The database is made once per run by the migrations (`flask db upgrade`), on
+SQLite in a temporary file by default, or on `DATABASE_URL` when it names
+PostgreSQL (as CI does); every test then starts from empty tables.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import create_app
+from app.extensions import db, socketio
+
+TABLES = ("activity_logs", "task_chat", "task_members", "tasks", "users")
+_emails = itertools.count(1)
+
+
+def _test_env(database_url: str) -> dict[str, str]:
+    return {"APP_ENV": "testing", "DATABASE_URL": database_url, "JWT_SECRET_KEY": "test-secret-" + "x" * 32}
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    app = create_app(env=_test_env(url))
+    with app.app_context():
+        upgrade(directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    return url
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app(env=_test_env(database_url))
+    with app.app_context():
+        _empty_tables()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _empty_tables() -> None:
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    else:
+        for table in TABLES:
+            db.session.execute(text(f"DELETE FROM {table}"))
+    db.session.commit()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass
+class User:
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    token: str
+    refresh_token: str
+    password: str = "correct horse battery"
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def register(client):
+    """Register a user through the REST API; returns its id and tokens."""
+
+    def make(first_name: str = "Ann", last_name: str = "Lee", email: str | None = None) -> User:
+        email = email or f"user{next(_emails)}@example.com"
+        response = client.post(
+            "/api/auth/register",
+            json={"email": email, "password": User.password, "firstName": first_name, "lastName": last_name},
+        )
+        assert response.status_code == 201, response.get_json()
+        body = response.get_json()
+        return User(
+            id=body["user"]["id"], email=email, first_name=first_name, last_name=last_name,
+            token=body["accessToken"], refresh_token=body["refreshToken"],
+        )
+
+    return make
+
+
+@pytest.fixture
+def alice(register) -> User:
+    return register("Alice", "Owner")
+
+
+@pytest.fixture
+def bob(register) -> User:
+    return register("Bob", "Editor")
+
+
+@pytest.fixture
+def carol(register) -> User:
+    return register("Carol", "Outsider")
+
+
+@pytest.fixture
+def make_task(client):
+    """A task created over REST by `owner`; returns its JSON."""
+
+    def make(owner: User, title: str = "Write the report", **fields) -> dict:
+        response = client.post("/api/tasks", json={"title": title, **fields}, headers=owner.headers)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return make
+
+
+@pytest.fixture
+def add_member(client):
+    def add(owner: User, task: dict, user: User, role: str = "commenter") -> dict:
+        response = client.post(
+            f"/api/tasks/{task['id']}/members", json={"userId": user.id, "role": role}, headers=owner.headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return add
+
+
+@pytest.fixture
+def task(alice, bob, make_task, add_member) -> dict:
+    """Alice's task, with Bob as an editor."""
+    created = make_task(alice)
+    add_member(alice, created, bob, "editor")
+    return created
+
+
+@pytest.fixture
+def socket(app, client):
+    """Connect a Socket.IO test client as `user` (to `/tasks` unless told otherwise)."""
+    opened = []
+
+    def connect(user: User | None, namespace: str = "/tasks", auth: object = "token", headers=None):
+        if auth == "token":
+            auth = {"token": user.token} if user else None
+        sock = socketio.test_client(app, namespace=namespace, auth=auth, flask_test_client=client, headers=headers)
+        opened.append(sock)
+        return sock
+
+    yield connect
+    for sock in opened:
+        if sock.is_connected():
+            sock.disconnect()
+
+
+def events(sock, name: str, namespace: str = "/tasks") -> list:
+    """The payloads of every `name` event the socket received since last asked."""
+    return [e["args"][0] for e in sock.get_received(namespace) if e["name"] == name]

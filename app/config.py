@@ -140,7 +140,7 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         ),
         "MAX_CONTENT_LENGTH": parse_int(env.get("MAX_CONTENT_LENGTH"), "MAX_CONTENT_LENGTH", 1024 * 1024),
         "WORKER_CONNECTIONS": parse_int(env.get("WORKER_CONNECTIONS"), "WORKER_CONNECTIONS", 10000),
-        "LOG_LEVEL": (env.get("LOG_LEVEL") or ("INFO" if production else "DEBUG")).upper(),
+        "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").upper(),
         # flask-smorest: the OpenAPI document is served at /api/openapi.json.
         "API_TITLE": "taskchat",
         "API_VERSION": "1",

@@ -15,9 +15,14 @@ from dotenv import load_dotenv  # noqa: E402
 
 load_dotenv(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env"))
 
-from app.config import load_config  # noqa: E402
+import sys  # noqa: E402
 
-_settings = load_config()
+from app.config import ConfigError, load_config  # noqa: E402
+
+try:
+    _settings = load_config()
+except ConfigError as err:
+    sys.exit(f"taskchat: refusing to start: {err}")
 
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 workers = 1  # Socket.IO keeps per-process state; scale with processes, not workers

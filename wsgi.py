@@ -1,10 +1,13 @@
 """The WSGI entry point: `flask run` in development, gunicorn in production.
 
-Under gunicorn's gevent-websocket worker, gevent has already monkey-patched
-the standard library before this module is imported (gunicorn.conf.py patches
-first, as the worker would); then Socket.IO must use gevent too.
+Under gunicorn, gunicorn.conf.py has monkey-patched the standard library with
+gevent before this module is imported; Socket.IO must then use gevent too.
+`flask run` leaves it unpatched and Socket.IO runs on threads.
 """
+import sys
+
 from app import create_app
+from app.config import ConfigError
 
 
 def _running_under_gevent() -> bool:
@@ -15,4 +18,7 @@ def _running_under_gevent() -> bool:
     return monkey.is_module_patched("socket")
 
 
-app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"} if _running_under_gevent() else None)
+try:
+    app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"} if _running_under_gevent() else None)
+except ConfigError as err:
+    sys.exit(f"taskchat: refusing to start: {err}")

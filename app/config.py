@@ -101,12 +101,11 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
     secret_key = secret_key or DEV_SECRET
     jwt_secret = jwt_secret or DEV_SECRET
 
-    cors_raw = env.get("CORS_ORIGINS")
-    cors_origins = parse_origins(cors_raw)
+    cors_origins = parse_origins(env.get("CORS_ORIGINS"))
     if production and "*" in cors_origins:
         raise ConfigError("CORS_ORIGINS: '*' is refused in production; list the frontend origins")
-    # The original allowed every origin in development; so do we, unless told otherwise.
-    allow_all_origins = app_env != "production" and not cors_raw
+    # The original allowed every origin in development, whatever CORS_ORIGINS said; so do we.
+    allow_all_origins = app_env == "development"
 
     algorithm = (env.get("JWT_ALGORITHM") or "HS256").strip()
     if algorithm not in ("HS256", "HS384", "HS512"):

@@ -31,6 +31,7 @@ def create_app(overrides: dict[str, Any] | None = None, env: dict[str, str] | No
 
 def register_extensions(app: Flask) -> None:
     from .auth import register_jwt_callbacks
+    from .schemas import ErrorOut
 
     ext.db.init_app(app)
     ext.migrate.init_app(app, ext.db)
@@ -38,6 +39,7 @@ def register_extensions(app: Flask) -> None:
     register_jwt_callbacks(app)
     origins = app.config["CORS_ORIGINS"]
     ext.cors.init_app(app, resources={r"/api/*": {"origins": origins}, r"/health": {"origins": origins}})
+    ext.api.ERROR_SCHEMA = ErrorOut  # document the error shape the handlers really send
     ext.api.init_app(app)
     ext.socketio.init_app(
         app,

@@ -17,6 +17,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from .errors import AppError, AuthError, TokenExpired, TokenInvalid
 from .extensions import db, jwt
 from .models import User
+from .schemas import MAX_DB_INT
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ def issue_access_token(user_id: int) -> str:
 
 def user_id_from_claims(claims: dict[str, Any]) -> int:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and an id the users table can hold:
+    # PostgreSQL refuses a larger integer outright, which would be a 500.
+    if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or not 1 <= int(sub) <= MAX_DB_INT:
         raise TokenInvalid()
     return int(sub)
 
@@ -65,7 +68,11 @@ def user_from_token(token: Any) -> User:
         raise TokenInvalid("Authentication error: Invalid token") from None
     if claims.get("type") != "access":
         raise TokenInvalid("Authentication error: Invalid token")
-    user = db.session.get(User, user_id_from_claims(claims))
+    try:
+        user_id = user_id_from_claims(claims)
+    except TokenInvalid:  # a subject that is not an id: worded like every other refusal
+        raise TokenInvalid("Authentication error: Invalid token") from None
+    user = db.session.get(User, user_id)
     if user is None:
         raise TokenInvalid("Authentication error: Invalid token")
     return user

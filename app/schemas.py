@@ -53,6 +53,42 @@ class Text(fields.String):
             raise SchemaError("Must not be blank.")
         if len(text) > self.max_length:
             raise SchemaError(f"Must be at most {self.max_length} characters.")
+        _refuse_nul(text)
+        return text
+
+
+def _refuse_nul(text: str) -> None:
+    """PostgreSQL stores no NUL character in text or JSONB: bad input, not a database crash."""
+    if "\x00" in text:
+        raise SchemaError("Must not contain the NUL character.")
+
+
+class Attachment(fields.Field):
+    """One attachment as the original stored it: a string (a URL or a name), or a
+    flat object of scalars such as {name, url, size}. Nesting is refused, so a
+    payload cannot be made arbitrarily deep."""
+
+    default_error_messages = {"invalid": "An attachment is a string or a flat object of strings and numbers."}
+    _SCALARS = (str, int, float, bool, type(None))
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return self._text(value)
+        if not isinstance(value, dict) or len(value) > 20:
+            raise self.make_error("invalid")
+        for key, item in value.items():
+            if not isinstance(item, self._SCALARS) or len(key) > 100:
+                raise self.make_error("invalid")
+            self._text(key)
+            if isinstance(item, str):
+                self._text(item)
+        return value
+
+    @staticmethod
+    def _text(text: str) -> str:
+        if len(text) > 2000:
+            raise SchemaError("Attachment text must be at most 2000 characters.")
+        _refuse_nul(text)
         return text
 
 
@@ -88,15 +124,24 @@ def load(schema: type[InputSchema], data: Any) -> dict[str, Any]:
 
 
 # ---- auth -------------------------------------------------------------------
+class Email(fields.Email):
+    """An email address, surrounding spaces forgiven."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            value = value.strip()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class RegisterIn(InputSchema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, validate=validate.Length(min=10, max=256))
     first_name = Text(data_key="firstName", required=True, max_length=100)
     last_name = Text(data_key="lastName", required=True, max_length=100)
 
 
 class LoginIn(InputSchema):
-    email = fields.String(required=True, validate=validate.Length(max=254))
+    email = Text(required=True, max_length=254)
     password = fields.String(required=True, validate=validate.Length(max=256))
 
 
@@ -131,9 +176,7 @@ class TaskRef(InputSchema):
 class MessageBodyIn(InputSchema):
     error_message = "Task ID and message are required"
     message = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
-    attachments = fields.List(
-        fields.Raw(), load_default=list, validate=validate.Length(max=MAX_ATTACHMENTS)
-    )
+    attachments = fields.List(Attachment(), load_default=list, validate=validate.Length(max=MAX_ATTACHMENTS))
     reply_to = Id(data_key="replyTo", allow_none=True, load_default=None)
 
     @pre_load
@@ -258,6 +301,18 @@ def page_of(item_schema: type[Schema]) -> type[Schema]:
         {"items": fields.List(fields.Nested(item_schema)), "hasMore": fields.Boolean(attribute="has_more")},
         name=f"{item_schema.__name__.removesuffix('Out')}Page",
     )
+
+
+class ErrorBody(Schema):
+    code = fields.String(metadata={"description": "stable, machine-readable"})
+    message = fields.String()
+    details = fields.Raw(metadata={"description": "field errors, for validation_error"})
+
+
+class ErrorOut(Schema):
+    """The one error shape, REST and Socket.IO alike."""
+
+    error = fields.Nested(ErrorBody)
 
 
 class HealthOut(Schema):

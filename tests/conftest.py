@@ -154,13 +154,13 @@ def socket(app, client):
         if auth == "token":
             auth = {"token": user.token} if user else None
         sock = socketio.test_client(app, namespace=namespace, auth=auth, flask_test_client=client, headers=headers)
-        opened.append(sock)
+        opened.append((sock, namespace))
         return sock
 
     yield connect
-    for sock in opened:
-        if sock.is_connected():
-            sock.disconnect()
+    for sock, namespace in opened:
+        if sock.is_connected(namespace):
+            sock.disconnect(namespace)
 
 
 def events(sock, name: str, namespace: str = "/tasks") -> list:

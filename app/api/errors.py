@@ -46,7 +46,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        return error_response(_from_http(exc))
+        response = error_response(_from_http(exc))
+        if getattr(exc, "valid_methods", None):  # a 405 must say what is allowed
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

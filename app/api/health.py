@@ -1,14 +1,17 @@
 """Liveness and readiness: does the database answer?"""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask_smorest import Blueprint
 
+from ..schemas import HealthOut
 from ..services import health
 
-bp = Blueprint("health", __name__)
+blp = Blueprint("health", __name__, description="Health")
 
 
-@bp.get("/health")
+@blp.get("/health")
+@blp.response(200, HealthOut)
+@blp.alt_response(503, schema=HealthOut, description="The database does not answer")
 def check():
     report = health.check()
-    return jsonify(report), 200 if report["status"] == "ok" else 503
+    return report, 200 if report["status"] == "ok" else 503

@@ -9,7 +9,7 @@ from ..services import members
 from ..services.paging import Page
 from . import acting
 
-blp = Blueprint("members", __name__, url_prefix="/api/tasks/<int(min=1, max=2147483647):task_id>/members", description="Task members")
+blp = Blueprint("members", __name__, url_prefix="/api/tasks/<id:task_id>/members", description="Task members")
 
 
 @blp.get("")
@@ -28,7 +28,7 @@ def add_member(data, task_id):
     return members.add_member(acting(), task_id, **data)
 
 
-@blp.patch("/<int(min=1, max=2147483647):user_id>")
+@blp.patch("/<id:user_id>")
 @jwt_required()
 @blp.arguments(MemberUpdateIn)
 @blp.response(200, MemberOut)
@@ -37,7 +37,7 @@ def update_member(data, task_id, user_id):
     return members.update_member(acting(), task_id, user_id, **data)
 
 
-@blp.delete("/<int(min=1, max=2147483647):user_id>")
+@blp.delete("/<id:user_id>")
 @jwt_required()
 @blp.response(204)
 def remove_member(task_id, user_id):

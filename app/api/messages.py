@@ -8,7 +8,7 @@ from ..schemas import ActivityOut, MessageBodyIn, MessageOut, PageArgs, page_of
 from ..services import activity, chat
 from . import acting
 
-blp = Blueprint("messages", __name__, url_prefix="/api/tasks/<int(min=1, max=2147483647):task_id>", description="Task chat and activity")
+blp = Blueprint("messages", __name__, url_prefix="/api/tasks/<id:task_id>", description="Task chat and activity")
 
 
 @blp.get("/messages")

@@ -28,14 +28,14 @@ def create_task(data):
     return tasks.create_task(acting(), **data)
 
 
-@blp.get("/<int(min=1, max=2147483647):task_id>")
+@blp.get("/<id:task_id>")
 @jwt_required()
 @blp.response(200, MyTaskOut)
 def get_task(task_id):
     return tasks.get_task(acting(), task_id)
 
 
-@blp.patch("/<int(min=1, max=2147483647):task_id>")
+@blp.patch("/<id:task_id>")
 @jwt_required()
 @blp.arguments(TaskUpdateIn)
 @blp.response(200, MyTaskOut)
@@ -44,7 +44,7 @@ def update_task(data, task_id):
     return tasks.update_task(acting(), task_id, data)
 
 
-@blp.delete("/<int(min=1, max=2147483647):task_id>")
+@blp.delete("/<id:task_id>")
 @jwt_required()
 @blp.response(204)
 def delete_task(task_id):

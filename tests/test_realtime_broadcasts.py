@@ -1,0 +1,353 @@
+"""REST changes reaching the task rooms: task_updated, member_changed, task_notification, new_message.
+
+Each test has clients on both namespaces (`/tasks` and `/`) in the room, and one that
+is not, and checks who heard what after the REST call.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import events
+
+NS = "/tasks"
+
+
+def emit(sock, event, *args, ns=NS):
+    return sock.emit(event, *args, namespace=ns, callback=True)
+
+
+def join(sock, task_id, ns=NS):
+    ack = emit(sock, "join_task", task_id, ns=ns)
+    assert ack["ok"] is True, ack
+    return ack
+
+
+class Client:
+    """A socket and the namespace it is on, so a test can hold `/` and `/tasks` clients alike."""
+
+    def __init__(self, sock, namespace):
+        self.sock, self.ns = sock, namespace
+
+    def join(self, task_id):
+        return join(self.sock, task_id, self.ns)
+
+    def emit(self, event, *args):
+        return emit(self.sock, event, *args, ns=self.ns)
+
+    def received(self) -> list[tuple[str, dict]]:
+        return [(e["name"], e["args"][0]) for e in self.sock.get_received(self.ns)]
+
+    def events(self, name):
+        return events(self.sock, name, self.ns)
+
+
+@pytest.fixture
+def connect(socket):
+    def make(user, namespace=NS) -> Client:
+        return Client(socket(user, namespace=namespace), namespace)
+
+    return make
+
+
+@pytest.fixture
+def room(connect, alice, bob, task):
+    """Alice on `/tasks` and Bob on `/`, both in the task's room; Alice also has a socket outside it."""
+    clients = {"alice": connect(alice), "bob": connect(bob, "/"), "idle": connect(alice)}
+    clients["alice"].join(task["id"])
+    clients["bob"].join(task["id"])
+    for c in clients.values():
+        c.received()
+    return clients
+
+
+def assert_recent(timestamp: str) -> None:
+    when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    assert abs(datetime.now(timezone.utc) - when) < timedelta(seconds=30)
+
+
+# ---- task_updated ----------------------------------------------------------------------------
+def test_patch_task_sends_task_updated_to_the_room(room, client, bob, task):
+    response = client.patch(f"/api/tasks/{task['id']}", json={"title": "Renamed", "status": "in_progress"},
+                            headers=bob.headers)
+    assert response.status_code == 200, response.get_json()
+
+    for name in ("alice", "bob"):
+        [(event, payload)] = room[name].received()
+        assert event == "task_updated", name
+        assert set(payload) == {"taskId", "task", "changes", "updatedBy"}
+        assert (payload["taskId"], payload["updatedBy"], payload["changes"]) == (task["id"], bob.id, ["status", "title"])
+        assert (payload["task"]["id"], payload["task"]["title"], payload["task"]["status"]) == (
+            task["id"], "Renamed", "in_progress")
+        assert payload["task"]["updatedAt"] == response.get_json()["updatedAt"]
+    assert room["idle"].received() == []
+
+
+def test_a_patch_that_changes_nothing_sends_nothing(room, client, alice, task):
+    response = client.patch(f"/api/tasks/{task['id']}", json={"title": task["title"]}, headers=alice.headers)
+
+    assert response.status_code == 200
+    assert room["alice"].received() == [] and room["bob"].received() == []
+
+
+@pytest.mark.parametrize("who, body, status", [
+    ("viewer", {"title": "Mine now"}, 403),
+    ("stranger", {"title": "Mine now"}, 403),
+    ("owner", {"status": "finished"}, 422),
+    ("owner", {"title": "   "}, 422),
+])
+def test_a_refused_patch_sends_nothing(room, client, alice, carol, task, add_member, who, body, status):
+    if who == "viewer":
+        add_member(alice, task, carol, "viewer")
+        for c in room.values():
+            c.received()
+    user = alice if who == "owner" else carol
+
+    assert client.patch(f"/api/tasks/{task['id']}", json=body, headers=user.headers).status_code == status
+
+    assert room["alice"].received() == [] and room["bob"].received() == []
+
+
+def test_task_updated_stays_in_its_room(room, connect, client, alice, make_task, task):
+    other_task = make_task(alice, "Other")
+    elsewhere = connect(alice)
+    elsewhere.join(other_task["id"])
+
+    client.patch(f"/api/tasks/{task['id']}", json={"description": "more detail"}, headers=alice.headers)
+
+    assert elsewhere.received() == []
+    assert [e["changes"] for e in room["bob"].events("task_updated")] == [["description"]]
+
+
+# ---- member_changed: added, updated --------------------------------------------------------
+def test_adding_a_member_sends_member_changed(room, client, alice, carol, task):
+    response = client.post(f"/api/tasks/{task['id']}/members", json={"userId": carol.id, "role": "commenter"},
+                           headers=alice.headers)
+    assert response.status_code == 201
+    member = response.get_json()
+
+    assert member["userId"] == carol.id and member["user"]["firstName"] == "Carol"
+    for name in ("alice", "bob"):
+        assert room[name].received() == [
+            ("member_changed", {"taskId": task["id"], "action": "added", "member": member})
+        ], name
+    assert room["idle"].received() == []
+
+
+def test_changing_a_role_sends_member_changed(room, client, alice, bob, task):
+    response = client.patch(f"/api/tasks/{task['id']}/members/{bob.id}", json={"role": "viewer"},
+                            headers=alice.headers)
+    assert response.status_code == 200
+    member = response.get_json()
+
+    assert (member["userId"], member["role"], member["permissions"]["canComment"]) == (bob.id, "viewer", False)
+    for name in ("alice", "bob"):
+        assert room[name].received() == [
+            ("member_changed", {"taskId": task["id"], "action": "updated", "member": member})
+        ], name
+
+
+def test_a_new_role_takes_effect_for_a_socket_already_in_the_room(room, client, alice, bob, task):
+    client.patch(f"/api/tasks/{task['id']}/members/{bob.id}", json={"role": "viewer"}, headers=alice.headers)
+    for c in room.values():
+        c.received()
+
+    ack = room["bob"].emit("send_message", {"taskId": task["id"], "message": "still allowed?"})
+
+    assert ack["error"] == {"code": "forbidden", "message": "No permission to send messages"}
+    assert room["alice"].received() == []
+
+
+def test_setting_the_same_role_sends_nothing(room, client, alice, bob, task):
+    response = client.patch(f"/api/tasks/{task['id']}/members/{bob.id}", json={"role": "editor"},
+                            headers=alice.headers)
+    assert response.status_code == 200
+    assert room["alice"].received() == [] and room["bob"].received() == []
+
+
+@pytest.mark.parametrize("call", ["add by a non-owner", "add twice", "patch by a non-owner", "remove by a non-owner",
+                                  "remove the last owner"])
+def test_a_refused_membership_change_sends_nothing(room, client, alice, bob, carol, task, call):
+    url = f"/api/tasks/{task['id']}/members"
+    response = {
+        "add by a non-owner": lambda: client.post(url, json={"userId": carol.id, "role": "viewer"}, headers=bob.headers),
+        "add twice": lambda: client.post(url, json={"userId": bob.id, "role": "viewer"}, headers=alice.headers),
+        "patch by a non-owner": lambda: client.patch(f"{url}/{alice.id}", json={"role": "viewer"},
+                                                     headers=bob.headers),
+        "remove by a non-owner": lambda: client.delete(f"{url}/{alice.id}", headers=bob.headers),
+        "remove the last owner": lambda: client.delete(f"{url}/{alice.id}", headers=alice.headers),
+    }[call]()
+
+    assert response.status_code in (403, 409), response.get_json()
+    assert room["alice"].received() == [] and room["bob"].received() == []
+
+
+# ---- member_changed: removed ----------------------------------------------------------------
+@pytest.mark.parametrize("remover", ["owner", "self"])
+def test_a_removed_member_leaves_the_room_at_once(connect, client, alice, bob, carol, add_member, task, remover):
+    add_member(alice, task, carol, "commenter")
+    owner, witness = connect(alice), connect(carol, "/")
+    bob_tasks, bob_root = connect(bob), connect(bob, "/")
+    for c in (owner, witness, bob_tasks, bob_root):
+        c.join(task["id"])
+    for c in (owner, witness, bob_tasks, bob_root):
+        c.received()
+
+    by = alice if remover == "owner" else bob
+    assert client.delete(f"/api/tasks/{task['id']}/members/{bob.id}", headers=by.headers).status_code == 204
+
+    for c in (owner, witness):
+        received = c.received()
+        assert [name for name, _ in received] == ["member_changed", "user_left"]
+        changed, left = received[0][1], received[1][1]
+        assert (changed["taskId"], changed["action"]) == (task["id"], "removed")
+        assert (changed["member"]["userId"], changed["member"]["role"]) == (bob.id, "editor")
+        assert changed["member"]["user"]["firstName"] == "Bob"
+        assert (left["taskId"], left["userId"], left["userName"]) == (task["id"], bob.id, "Bob Editor")
+        assert_recent(left["timestamp"])
+    assert bob_tasks.received() == [] and bob_root.received() == [], "a removed member hears nothing more"
+
+    # Nothing more of the room reaches Bob's sockets, and they cannot act in it.
+    owner.emit("send_message", {"taskId": task["id"], "message": "after Bob"})
+    owner.emit("typing_start", {"taskId": task["id"]})
+    client.patch(f"/api/tasks/{task['id']}", json={"title": "Without Bob"}, headers=alice.headers)
+    assert bob_tasks.received() == [] and bob_root.received() == []
+
+    assert bob_tasks.emit("typing_start", {"taskId": task["id"]})["error"]["code"] == "forbidden"
+    assert bob_root.emit("send_message", {"taskId": task["id"], "message": "hello?"})["error"] == {
+        "code": "forbidden", "message": "No access to this task"}
+    assert bob_tasks.emit("join_task", task["id"])["error"] == {"code": "forbidden", "message": "No access to this task"}
+    assert [name for name, _ in witness.received()] == ["new_message", "user_typing", "task_updated"]
+
+
+def test_removing_a_member_who_was_not_in_the_room(room, connect, client, alice, carol, add_member, task):
+    add_member(alice, task, carol, "viewer")
+    carol_sock = connect(carol)  # connected, never joined
+    for c in room.values():
+        c.received()
+
+    assert client.delete(f"/api/tasks/{task['id']}/members/{carol.id}", headers=alice.headers).status_code == 204
+
+    for name in ("alice", "bob"):
+        [(event, payload)] = room[name].received()
+        assert (event, payload["action"], payload["member"]["userId"]) == ("member_changed", "removed", carol.id)
+    assert carol_sock.received() == []
+
+
+def test_a_removed_member_can_be_added_back_and_rejoin(connect, client, alice, bob, add_member, task):
+    owner, bob_sock = connect(alice), connect(bob)
+    owner.join(task["id"])
+    bob_sock.join(task["id"])
+    client.delete(f"/api/tasks/{task['id']}/members/{bob.id}", headers=alice.headers)
+    add_member(alice, task, bob, "commenter")
+    owner.received()
+
+    assert bob_sock.join(task["id"])["data"]["role"] == "commenter"
+    owner.emit("send_message", {"taskId": task["id"], "message": "welcome back"})
+
+    assert [e["message"]["message"] for e in bob_sock.events("new_message")] == ["welcome back"]
+
+
+# ---- task_notification: task deleted ---------------------------------------------------------
+def test_deleting_a_task_notifies_the_room_and_closes_it(room, client, alice, bob, task):
+    assert client.delete(f"/api/tasks/{task['id']}", headers=alice.headers).status_code == 204
+
+    for name in ("alice", "bob"):
+        [(event, payload)] = room[name].received()
+        assert event == "task_notification", name
+        assert set(payload) == {"type", "taskId", "title", "by", "timestamp"}
+        assert (payload["type"], payload["taskId"], payload["title"], payload["by"]) == (
+            "task_deleted", task["id"], task["title"], alice.id)
+        assert_recent(payload["timestamp"])
+    assert room["idle"].received() == []
+
+    # The room is closed: no typing from its former sockets, no rejoining, no user_left on disconnect.
+    ack = room["bob"].emit("typing_start", {"taskId": task["id"]})
+    assert ack["ok"] is False and ack["error"]["code"] == "forbidden"
+    assert room["bob"].emit("join_task", task["id"])["error"] == {"code": "forbidden",
+                                                                   "message": "No access to this task"}
+    room["bob"].sock.disconnect()
+    assert room["alice"].received() == []
+
+
+def test_a_deleted_tasks_room_does_not_carry_over_to_a_new_task(room, client, alice, make_task, task):
+    """SQLite hands a deleted task's id to the next task: its old sockets must not be in the new room."""
+    client.delete(f"/api/tasks/{task['id']}", headers=alice.headers)
+    for c in room.values():
+        c.received()
+    new_task = make_task(alice, "Fresh start")  # Alice's alone; Bob is not a member
+    listener = room["alice"]
+    listener.join(new_task["id"])
+
+    listener.emit("send_message", {"taskId": new_task["id"], "message": "private"})
+    listener.emit("leave_task", new_task["id"])
+
+    assert room["bob"].received() == []
+    assert [name for name, _ in listener.received()] == ["new_message"]
+
+
+@pytest.mark.parametrize("who", ["editor", "stranger"])
+def test_a_refused_delete_sends_nothing(room, client, bob, carol, task, who):
+    user = bob if who == "editor" else carol
+    assert client.delete(f"/api/tasks/{task['id']}", headers=user.headers).status_code == 403
+    assert room["alice"].received() == [] and room["bob"].received() == []
+
+
+def test_deleting_one_task_leaves_the_other_rooms_alone(room, connect, client, alice, bob, make_task, add_member, task):
+    other_task = make_task(alice, "Survivor")
+    add_member(alice, other_task, bob, "commenter")
+    survivor = connect(bob)
+    survivor.join(other_task["id"])
+    room["alice"].join(other_task["id"])
+    survivor.received()
+
+    client.delete(f"/api/tasks/{task['id']}", headers=alice.headers)
+    room["alice"].emit("send_message", {"taskId": other_task["id"], "message": "we carry on"})
+
+    assert [name for name, _ in survivor.received()] == ["new_message"]
+
+
+# ---- new_message from REST -------------------------------------------------------------------
+def test_posting_a_message_over_rest_reaches_the_room(room, client, alice, bob, task):
+    response = client.post(f"/api/tasks/{task['id']}/messages", json={"message": "  posted over REST  "},
+                           headers=alice.headers)
+    assert response.status_code == 201
+    message = response.get_json()
+
+    assert (message["message"], message["userId"]) == ("posted over REST", alice.id)
+    for name in ("alice", "bob"):  # the poster's own socket in the room hears it too
+        assert room[name].received() == [("new_message", {"message": message, "taskId": task["id"]})], name
+    assert room["idle"].received() == []
+    listed = client.get(f"/api/tasks/{task['id']}/messages", headers=bob.headers).get_json()["items"]
+    assert listed == [message]
+
+
+def test_a_rest_reply_reaches_the_room_with_its_reply_to(room, client, alice, bob, task):
+    first = room["bob"].emit("send_message", {"taskId": task["id"], "message": "question"})["data"]
+    room["alice"].received()
+
+    response = client.post(f"/api/tasks/{task['id']}/messages", json={"message": "answer", "replyTo": first["id"]},
+                           headers=alice.headers)
+
+    [(event, payload)] = room["alice"].received()
+    assert payload["message"]["replyTo"] == first["id"] == response.get_json()["replyTo"]
+
+
+@pytest.mark.parametrize("who, body, status", [
+    ("viewer", {"message": "hi"}, 403),
+    ("stranger", {"message": "hi"}, 403),
+    ("owner", {"message": "   "}, 422),
+    ("owner", {"message": "x" * 4001}, 422),
+])
+def test_a_refused_rest_message_sends_nothing(room, client, alice, carol, task, add_member, who, body, status):
+    if who == "viewer":
+        add_member(alice, task, carol, "viewer")
+        for c in room.values():
+            c.received()
+    user = alice if who == "owner" else carol
+
+    response = client.post(f"/api/tasks/{task['id']}/messages", json=body, headers=user.headers)
+
+    assert response.status_code == status, response.get_json()
+    assert room["alice"].received() == [] and room["bob"].received() == []

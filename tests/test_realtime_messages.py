@@ -1,0 +1,347 @@
+"""Socket.IO send_message: the ack, `new_message` to the whole room, refusals, and what is stored."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import events
+
+NS = "/tasks"
+REQUIRED = "Task ID and message are required"
+
+
+def emit(sock, event, *args, ns=NS):
+    return sock.emit(event, *args, namespace=ns, callback=True)
+
+
+def join(sock, task_id, ns=NS):
+    ack = emit(sock, "join_task", task_id, ns=ns)
+    assert ack["ok"] is True, ack
+    return ack
+
+
+def send(sock, task_id, text, ns=NS, **extra):
+    return emit(sock, "send_message", {"taskId": task_id, "message": text, **extra}, ns=ns)
+
+
+def drain(*socks, ns=NS):
+    for sock in socks:
+        sock.get_received(ns)
+
+
+def stored(client, user, task_id) -> list[dict]:
+    response = client.get(f"/api/tasks/{task_id}/messages", headers=user.headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["items"]
+
+
+def assert_refused(sock, ack, code, message=None, ns=NS):
+    """The failure ack, and the same error as an `error` event to that socket."""
+    assert ack["ok"] is False, ack
+    assert ack["error"]["code"] == code, ack
+    if message is not None:
+        assert ack["error"]["message"] == message, ack
+    [event] = events(sock, "error", ns)
+    assert (event["code"], event["message"]) == (ack["error"]["code"], ack["error"]["message"])
+
+
+@pytest.fixture
+def room(socket, alice, bob, carol, task, add_member):
+    """Alice, Bob and Carol (a commenter) each with a socket in the task's room."""
+    add_member(alice, task, carol, "commenter")
+    socks = {user.first_name: socket(user) for user in (alice, bob, carol)}
+    for sock in socks.values():
+        join(sock, task["id"])
+    drain(*socks.values())
+    return socks
+
+
+# ---- success ---------------------------------------------------------------------------------
+def test_the_ack_is_the_stored_message(room, client, alice, bob, task):
+    ack = send(room["Bob"], task["id"], "Hello team")
+
+    assert ack["ok"] is True
+    message = ack["data"]
+    assert set(message) == {"id", "taskId", "userId", "message", "attachments", "replyTo", "createdAt", "user"}
+    assert isinstance(message["id"], int)
+    assert (message["taskId"], message["userId"], message["message"]) == (task["id"], bob.id, "Hello team")
+    assert (message["attachments"], message["replyTo"]) == ([], None)
+    assert message["user"] == {"id": bob.id, "firstName": "Bob", "lastName": "Editor"}
+    created = datetime.fromisoformat(message["createdAt"].replace("Z", "+00:00"))
+    assert abs(datetime.now(timezone.utc) - created) < timedelta(seconds=30)
+    assert stored(client, alice, task["id"]) == [message]
+
+
+def test_the_whole_room_gets_new_message_sender_included(room, socket, alice, bob, carol, task):
+    idle_member = socket(alice)  # connected, never joined
+
+    message = send(room["Bob"], task["id"], "Hi all")["data"]
+
+    for name in ("Alice", "Bob", "Carol"):
+        assert room[name].get_received(NS) == [
+            {"name": "new_message", "args": [{"message": message, "taskId": task["id"]}], "namespace": NS}
+        ], name
+    assert idle_member.get_received(NS) == []
+
+
+def test_a_client_outside_the_room_does_not_get_it(room, socket, alice, carol, make_task, task):
+    outsider = socket(carol)  # Carol, but a socket that did not join
+    other_room = socket(alice)
+    join(other_room, make_task(alice, "Unrelated")["id"])
+    drain(other_room)
+
+    send(room["Alice"], task["id"], "only for this room")
+
+    assert outsider.get_received(NS) == []
+    assert other_room.get_received(NS) == []
+
+
+def test_a_member_who_has_not_joined_can_still_send(room, socket, client, bob, task):
+    not_joined = socket(bob)
+
+    ack = send(not_joined, task["id"], "from the corridor")
+
+    assert ack["ok"] is True
+    for name in ("Alice", "Bob", "Carol"):
+        assert [e["message"] for e in events(room[name], "new_message")] == [ack["data"]], name
+    assert events(not_joined, "new_message") == [], "the sender's socket is not in the room"
+    assert [m["id"] for m in stored(client, bob, task["id"])] == [ack["data"]["id"]]
+
+
+def test_the_text_is_trimmed(room, client, alice, task):
+    ack = send(room["Carol"], task["id"], " \n\t trimmed text \t\n ")
+
+    assert ack["data"]["message"] == "trimmed text"
+    [received] = events(room["Alice"], "new_message")
+    assert received["message"]["message"] == "trimmed text"
+    assert stored(client, alice, task["id"])[0]["message"] == "trimmed text"
+
+
+def test_exactly_4000_characters_are_accepted_even_with_surrounding_blanks(room, task):
+    text = "x" * 4000
+    assert send(room["Bob"], task["id"], f"  {text}\n")["data"]["message"] == text
+
+
+def test_a_digit_string_task_id_is_accepted(room, task):
+    ack = send(room["Bob"], str(task["id"]), "string id")
+    assert ack["data"]["taskId"] == task["id"]
+    assert [e["taskId"] for e in events(room["Alice"], "new_message")] == [task["id"]]
+
+
+def test_attachments_and_a_reply_come_back_as_sent(room, client, alice, task):
+    first = send(room["Alice"], task["id"], "the plan")["data"]
+    attachments = [{"name": "plan.pdf", "url": "https://example.com/plan.pdf", "size": 1024}, "note"]
+
+    reply = send(room["Bob"], task["id"], "looks good", attachments=attachments, replyTo=first["id"])["data"]
+
+    assert (reply["attachments"], reply["replyTo"]) == (attachments, first["id"])
+    assert [e["message"] for e in events(room["Carol"], "new_message")] == [first, reply]
+    assert stored(client, alice, task["id"])[0] == reply
+
+
+def test_null_attachments_are_an_empty_list(room, task):
+    assert send(room["Bob"], task["id"], "no files", attachments=None)["data"]["attachments"] == []
+
+
+def test_unknown_keys_are_ignored_and_cannot_impersonate(room, client, alice, bob, task):
+    ack = send(room["Bob"], task["id"], "it is me", userId=alice.id, id=999_999, user={"firstName": "Mallory"},
+               createdAt="2000-01-01T00:00:00Z", foo=[1, 2])
+
+    message = ack["data"]
+    assert message["userId"] == bob.id and message["user"]["firstName"] == "Bob"
+    assert message["id"] != 999_999 and not message["createdAt"].startswith("2000")
+    assert stored(client, alice, task["id"]) == [message]
+
+
+def test_messages_are_stored_once_with_one_activity_entry(room, client, alice, task):
+    ids = [send(room[name], task["id"], f"from {name}")["data"]["id"] for name in ("Alice", "Bob", "Carol")]
+
+    assert [m["id"] for m in stored(client, alice, task["id"])] == ids[::-1]  # newest first
+    activity = client.get(f"/api/tasks/{task['id']}/activity", headers=alice.headers).get_json()["items"]
+    chat_entries = [a for a in activity if a["entityType"] == "task_chat"]
+    assert sorted(a["entityId"] for a in chat_entries) == sorted(ids)
+    assert {a["action"] for a in chat_entries} == {"created"}
+
+
+def test_sending_without_an_ack_still_reaches_the_room(room, task):
+    assert room["Bob"].emit("send_message", {"taskId": task["id"], "message": "no ack"}, namespace=NS) is None
+
+    for name in ("Alice", "Bob", "Carol"):
+        assert [e["message"]["message"] for e in events(room[name], "new_message")] == ["no ack"], name
+
+
+def test_root_and_tasks_clients_see_each_others_messages(socket, client, alice, bob, task):
+    root, tasks = socket(alice, namespace="/"), socket(bob, namespace="/tasks")
+    join(root, task["id"], ns="/")
+    join(tasks, task["id"], ns="/tasks")
+    drain(root, ns="/")
+
+    from_root = send(root, task["id"], "from /", ns="/")["data"]
+    from_tasks = send(tasks, task["id"], "from /tasks", ns="/tasks")["data"]
+
+    expected = [{"message": from_root, "taskId": task["id"]}, {"message": from_tasks, "taskId": task["id"]}]
+    assert events(root, "new_message", "/") == expected
+    assert events(tasks, "new_message", "/tasks") == expected
+    assert len(stored(client, alice, task["id"])) == 2
+
+
+# ---- refusals --------------------------------------------------------------------------------
+@pytest.mark.parametrize("payload", [
+    {"message": ""},
+    {"message": "   \n\t "},
+    {},
+    {"message": None},
+    {"message": 42},
+    {"message": ["hi"]},
+], ids=["empty", "blank", "missing", "null", "a number", "a list"])
+def test_a_blank_or_missing_message_is_refused(room, client, alice, task, payload):
+    ack = emit(room["Bob"], "send_message", {"taskId": task["id"], **payload})
+
+    assert_refused(room["Bob"], ack, "validation_error", REQUIRED)
+    assert room["Alice"].get_received(NS) == []
+    assert stored(client, alice, task["id"]) == []
+
+
+def test_a_missing_task_id_is_refused(room, task):
+    ack = emit(room["Bob"], "send_message", {"message": "where to?"})
+    assert_refused(room["Bob"], ack, "validation_error", REQUIRED)
+    assert room["Alice"].get_received(NS) == []
+
+
+def test_over_4000_characters_is_refused(room, client, alice, task):
+    ack = send(room["Bob"], task["id"], "x" * 4001)
+
+    assert_refused(room["Bob"], ack, "validation_error")
+    assert room["Alice"].get_received(NS) == []
+    assert stored(client, alice, task["id"]) == []
+
+
+def test_a_viewer_may_not_send(socket, client, alice, carol, task, add_member):
+    add_member(alice, task, carol, "viewer")
+    member, viewer = socket(alice), socket(carol)
+    join(member, task["id"])
+    join(viewer, task["id"])
+    drain(member, viewer)
+
+    ack = send(viewer, task["id"], "can I?")
+
+    assert ack == {"ok": False, "error": {"code": "forbidden", "message": "No permission to send messages"}}
+    [error] = events(viewer, "error")
+    assert (error["code"], error["message"]) == ("forbidden", "No permission to send messages")
+    assert member.get_received(NS) == []
+    assert viewer.get_received(NS) == []
+    assert stored(client, alice, task["id"]) == []
+
+
+@pytest.mark.parametrize("which", ["not a member", "no such task", "the largest id"])
+def test_without_access_to_the_task_sending_is_refused(room, socket, client, alice, register, task, which):
+    stranger = register("Dan", "Stranger")
+    task_id = {"not a member": task["id"], "no such task": task["id"] + 1000, "the largest id": 2**31 - 1}[which]
+    sock = socket(stranger)
+
+    ack = send(sock, task_id, "let me in")
+
+    assert ack == {"ok": False, "error": {"code": "forbidden", "message": "No access to this task"}}
+    [error] = events(sock, "error")
+    assert (error["code"], error["message"]) == ("forbidden", "No access to this task")
+    for name in ("Alice", "Bob", "Carol"):
+        assert room[name].get_received(NS) == [], name
+    assert stored(client, alice, task["id"]) == []
+
+
+def test_a_reply_to_a_message_of_another_task_is_refused(room, socket, client, alice, make_task, task):
+    other_task = make_task(alice, "Elsewhere")
+    elsewhere = socket(alice)
+    foreign = send(elsewhere, other_task["id"], "over here")["data"]
+    drain(elsewhere)
+
+    ack = send(room["Bob"], task["id"], "replying across tasks", replyTo=foreign["id"])
+
+    assert_refused(room["Bob"], ack, "validation_error")
+    assert room["Alice"].get_received(NS) == []
+    assert stored(client, alice, task["id"]) == []
+
+
+def test_a_reply_to_a_message_that_does_not_exist_is_refused(room, client, alice, task):
+    ack = send(room["Bob"], task["id"], "replying to nothing", replyTo=987_654)
+
+    assert_refused(room["Bob"], ack, "validation_error")
+    assert stored(client, alice, task["id"]) == []
+
+
+def test_too_many_attachments_are_refused(room, client, alice, task):
+    ack = send(room["Bob"], task["id"], "files", attachments=[{"n": i} for i in range(11)])
+    assert_refused(room["Bob"], ack, "validation_error")
+    assert stored(client, alice, task["id"]) == []
+
+
+def test_a_failed_send_without_an_ack_still_gets_the_error_event(room, task):
+    room["Bob"].emit("send_message", {"taskId": task["id"], "message": "  "}, namespace=NS)
+
+    [error] = events(room["Bob"], "error")
+    assert (error["code"], error["message"]) == ("validation_error", REQUIRED)
+    assert room["Alice"].get_received(NS) == []
+
+
+# ---- malformed payloads ----------------------------------------------------------------------
+TASK = object()  # replaced by the task's id
+
+MALFORMED = {
+    "no args": (),
+    "None": (None,),
+    "a list": ([TASK, "hi"],),
+    "a string": ("hi",),
+    "a bare id": (TASK,),
+    "a float": (1.5,),
+    "True": (True,),
+    "a huge number": (10**20,),
+    "a negative number": (-1,),
+    "an empty dict": ({},),
+    "a float taskId": ({"taskId": 1.5, "message": "hi"},),
+    "a boolean taskId": ({"taskId": True, "message": "hi"},),
+    "a huge taskId": ({"taskId": 10**20, "message": "hi"},),
+    "a negative taskId": ({"taskId": -1, "message": "hi"},),
+    "a zero taskId": ({"taskId": 0, "message": "hi"},),
+    "a null taskId": ({"taskId": None, "message": "hi"},),
+    "a list taskId": ({"taskId": [TASK], "message": "hi"},),
+    "a word taskId": ({"taskId": "one", "message": "hi"},),
+    "a dict message": ({"taskId": TASK, "message": {"text": "hi"}},),
+    "a boolean message": ({"taskId": TASK, "message": True},),
+    "string attachments": ({"taskId": TASK, "message": "hi", "attachments": "file.pdf"},),
+    "dict attachments": ({"taskId": TASK, "message": "hi", "attachments": {"a": 1}},),
+    "a word replyTo": ({"taskId": TASK, "message": "hi", "replyTo": "first"},),
+    "a boolean replyTo": ({"taskId": TASK, "message": "hi", "replyTo": True},),
+    "a huge replyTo": ({"taskId": TASK, "message": "hi", "replyTo": 10**20},),
+    "a negative replyTo": ({"taskId": TASK, "message": "hi", "replyTo": -5},),
+    # PostgreSQL stores no NUL in text or JSONB: refused as input, not a database error.
+    "a NUL in the message": ({"taskId": TASK, "message": "a\x00b"},),
+    "a NUL in an attachment": ({"taskId": TASK, "message": "hi", "attachments": [{"name": "a\x00.pdf"}]},),
+    "a NUL in an attachment key": ({"taskId": TASK, "message": "hi", "attachments": [{"n\x00": 1}]},),
+}
+
+
+def _fill(value, task_id):
+    if value is TASK:
+        return task_id
+    if isinstance(value, list):
+        return [_fill(v, task_id) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, task_id) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("args", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(room, client, alice, task, args):
+    sender = room["Bob"]
+
+    ack = emit(sender, "send_message", *(_fill(arg, task["id"]) for arg in args))
+
+    assert_refused(sender, ack, "validation_error", REQUIRED)
+    assert room["Alice"].get_received(NS) == [], "a refused message reaches nobody"
+    assert stored(client, alice, task["id"]) == []
+    # Still connected, still able to send.
+    assert sender.is_connected(NS)
+    message = send(sender, task["id"], "after the bad one")["data"]
+    assert [e["message"] for e in events(room["Alice"], "new_message")] == [message]
+    assert [m["id"] for m in stored(client, alice, task["id"])] == [message["id"]]

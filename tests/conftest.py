@@ -166,3 +166,27 @@ def socket(app, client):
 def events(sock, name: str, namespace: str = "/tasks") -> list:
     """The payloads of every `name` event the socket received since last asked."""
     return [e["args"][0] for e in sock.get_received(namespace) if e["name"] == name]
+
+
+def emit(sock, event: str, *args, ns: str = "/tasks"):
+    """Emit with an ack and return the ack."""
+    return sock.emit(event, *args, namespace=ns, callback=True)
+
+
+def join(sock, task_id, ns: str = "/tasks") -> dict:
+    ack = emit(sock, "join_task", task_id, ns=ns)
+    assert ack["ok"] is True, ack
+    return ack
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """A REST error in the one shape: {"error": {"code", "message", "details"?}}."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) <= {"code", "message", "details"}
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    return error

@@ -9,16 +9,9 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from app.extensions import db
 from app.models import User
 
+from conftest import assert_error
+
 PASSWORD = "correct horse battery"
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
 
 
 def bearer(token: str) -> dict[str, str]:

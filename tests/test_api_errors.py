@@ -8,19 +8,9 @@ import pytest
 
 from app import create_app
 
+from conftest import assert_error
+
 MAX_ID = 2**31 - 1
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) <= {"code", "message", "details"}
-    assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 # ---- the error shape -------------------------------------------------------------

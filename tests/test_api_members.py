@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import events
+from conftest import assert_error, events
 
 MEMBER_KEYS = {"taskId", "userId", "role", "permissions", "createdAt", "user"}
 PERMISSIONS = {
@@ -12,14 +12,6 @@ PERMISSIONS = {
     "commenter": {"canRead": True, "canComment": True, "canEdit": False, "canManageMembers": False},
     "viewer": {"canRead": True, "canComment": False, "canEdit": False, "canManageMembers": False},
 }
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    return body["error"]
 
 
 def members_url(task: dict, user=None) -> str:

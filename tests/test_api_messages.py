@@ -3,19 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import events
+from conftest import assert_error, events
 
 MESSAGE_KEYS = {"id", "taskId", "userId", "message", "attachments", "replyTo", "createdAt", "user"}
 ACTIVITY_KEYS = {"id", "userId", "action", "entityType", "entityId", "taskId", "oldValues", "newValues",
                  "description", "createdAt"}
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    return body["error"]
 
 
 def messages_url(task: dict) -> str:

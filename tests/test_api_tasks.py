@@ -3,20 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import events
+from conftest import assert_error, events
 
 OWNER_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True}
 EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}
 TASK_KEYS = {"id", "title", "description", "status", "createdBy", "createdAt", "updatedAt", "role", "permissions"}
 HUGE_ID = 99999999999
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.get_json()
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    return body["error"]
 
 
 def joined_socket(socket, user, task_id: int):

@@ -9,19 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import events
+from conftest import emit, events, join
 
 NS = "/tasks"
-
-
-def emit(sock, event, *args, ns=NS):
-    return sock.emit(event, *args, namespace=ns, callback=True)
-
-
-def join(sock, task_id, ns=NS):
-    ack = emit(sock, "join_task", task_id, ns=ns)
-    assert ack["ok"] is True, ack
-    return ack
 
 
 class Client:

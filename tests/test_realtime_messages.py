@@ -5,20 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import events
+from conftest import emit, events, join
 
 NS = "/tasks"
 REQUIRED = "Task ID and message are required"
-
-
-def emit(sock, event, *args, ns=NS):
-    return sock.emit(event, *args, namespace=ns, callback=True)
-
-
-def join(sock, task_id, ns=NS):
-    ack = emit(sock, "join_task", task_id, ns=ns)
-    assert ack["ok"] is True, ack
-    return ack
 
 
 def send(sock, task_id, text, ns=NS, **extra):

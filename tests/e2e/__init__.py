@@ -1,0 +1,1 @@
+"""End-to-end tests: the real server as a subprocess, driven by real clients (see conftest.py)."""

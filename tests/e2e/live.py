@@ -1,0 +1,375 @@
+"""The live servers and clients of the end-to-end tests (the fixtures are in conftest.py).
+
+Each server kind runs the way it runs for real, on a free loopback port:
+
+- ``flask``: ``flask run`` (APP_ENV=development; Socket.IO in threading mode
+  with simple-websocket);
+- ``gunicorn``: ``gunicorn -c gunicorn.conf.py wsgi:app`` (the gevent-websocket
+  worker).
+
+``JWT_SECRET_KEY`` is a known value, so that tests can forge tokens with PyJWT.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+JWT_SECRET = "e2e-test-jwt-secret-" + "k" * 32
+PASSWORD = "correct horse battery"
+WAIT = 5.0  # seconds: the bound on every wait for an event or an ack
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+LOG_TAIL = 150  # lines of server output shown with a failure
+SERVER_KINDS = ("flask", "gunicorn")
+
+
+# ---- the servers ----------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "FLASK_APP": "wsgi.py",
+            "DATABASE_URL": database_url,
+            "JWT_SECRET_KEY": JWT_SECRET,
+            "SOCKETIO_ROOT_NAMESPACE": "1",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.pop("FLASK_DEBUG", None)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class LiveServer:
+    kind: str
+    url: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen
+    _log_file: Any = field(repr=False, default=None)
+    _terminated: bool = field(repr=False, default=False)
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_text(self, since: int = 0) -> str:
+        with open(self.log_path, "rb") as fh:
+            fh.seek(since)
+            return fh.read().decode("utf-8", "replace")
+
+    def log_tail(self, lines: int = LOG_TAIL) -> str:
+        text = self.log_text().splitlines()
+        status = "running" if self.process.poll() is None else f"exited with {self.process.returncode}"
+        return f"[{self.kind} server on {self.url}, {status}; log {self.log_path}]\n" + "\n".join(text[-lines:])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def terminate(self) -> None:
+        if self.process.poll() is None and not self._terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL to the process group (gunicorn's worker too) if it lingers."""
+        self.terminate()
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the server and its workers
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process.wait(timeout=STOP_TIMEOUT)
+        if self._log_file is not None:
+            self._log_file.close()
+
+
+def _command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
+    if kind == "flask":
+        cmd = [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"]
+        return cmd, {"APP_ENV": "development"}
+    if kind == "gunicorn":
+        cmd = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+        return cmd, {"APP_HOST": "127.0.0.1", "APP_PORT": str(port)}
+    raise ValueError(kind)
+
+
+def start_server(kind: str, database_url: str, workdir: Path) -> LiveServer:
+    port = free_port()
+    cmd, extra = _command(kind, port)
+    if kind == "gunicorn":
+        # gunicorn's control socket defaults to one path per user
+        # ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl); give this instance its
+        # own, so that it never takes over another gunicorn's.
+        cmd += ["--control-socket", str(workdir / f"gunicorn-{port}.ctl")]
+    log_path = workdir / f"{kind}-{port}.log"
+    log_file = open(log_path, "wb")
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, env=server_env(database_url, **extra), stdin=subprocess.DEVNULL,
+        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    server = LiveServer(kind, f"http://127.0.0.1:{port}", port, log_path, process, log_file)
+    deadline = time.monotonic() + START_TIMEOUT
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if not server.alive():
+            break
+        try:
+            # Connection: close, or the idle connection would hold up gunicorn's graceful stop.
+            with requests.get(server.url + "/health", timeout=1, headers={"Connection": "close"}) as response:
+                if response.status_code == 200:
+                    return server
+                last_error = f"/health answered {response.status_code}: {response.text[:200]}"
+        except requests.RequestException as exc:
+            last_error = f"{type(exc).__name__}"
+        time.sleep(0.1)
+    tail = server.log_tail()
+    server.stop()
+    pytest.fail(f"the {kind} server did not become healthy within {START_TIMEOUT:.0f}s ({last_error})\n{tail}",
+                pytrace=False)
+
+
+class ServerPool:
+    """Starts each server kind on first use and keeps it for the whole run."""
+
+    def __init__(self, database_url: str, workdir: Path):
+        self.database_url = database_url
+        self.workdir = workdir
+        self.servers: dict[str, LiveServer] = {}
+
+    def get(self, kind: str) -> LiveServer:
+        if kind not in self.servers:
+            self.servers[kind] = start_server(kind, self.database_url, self.workdir)
+        server = self.servers[kind]
+        if not server.alive():
+            pytest.fail(f"the {kind} server has died\n{server.log_tail()}", pytrace=False)
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.servers.values():  # signal all first: they stop in parallel
+            server.terminate()
+        for server in self.servers.values():
+            server.stop()
+
+
+# ---- REST -------------------------------------------------------------------------
+@dataclass
+class User:
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    token: str
+    refresh_token: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Api:
+    """The REST API of one live server, through requests."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def request(self, method: str, path: str, user: User | None = None, expect: int = 200, **kwargs) -> Any:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if user is not None:
+            headers.update(user.headers)
+        response = self.http.request(method, self.base_url + path, headers=headers, timeout=10, **kwargs)
+        assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json()
+
+    def register(self, first_name: str, last_name: str) -> User:
+        email = f"e2e-{uuid.uuid4().hex[:16]}@example.com"
+        body = self.request(
+            "POST", "/api/auth/register", expect=201,
+            json={"email": email, "password": PASSWORD, "firstName": first_name, "lastName": last_name},
+        )
+        assert body["user"]["email"] == email and isinstance(body["user"]["id"], int), body
+        return User(body["user"]["id"], email, first_name, last_name, body["accessToken"], body["refreshToken"])
+
+    def create_task(self, owner: User, title: str = "E2E task") -> dict:
+        task = self.request("POST", "/api/tasks", owner, expect=201, json={"title": title})
+        assert isinstance(task["id"], int), task
+        return task
+
+    def add_member(self, owner: User, task_id: int, user: User, role: str = "commenter") -> dict:
+        return self.request(
+            "POST", f"/api/tasks/{task_id}/members", owner, expect=201, json={"userId": user.id, "role": role}
+        )
+
+    def messages(self, user: User, task_id: int) -> list[dict]:
+        return self.request("GET", f"/api/tasks/{task_id}/messages", user)["items"]
+
+    def close(self) -> None:
+        """Close the kept-alive connections: gunicorn's graceful stop waits for them."""
+        self.http.close()
+
+
+@dataclass
+class Room:
+    """A task with its owner and a commenter, made over REST."""
+
+    task: dict
+    owner: User
+    member: User
+
+    @property
+    def task_id(self) -> int:
+        return self.task["id"]
+
+
+def make_room(api: Api, title: str = "E2E task") -> Room:
+    tag = uuid.uuid4().hex[:6]
+    owner = api.register("Alice", f"Owner{tag}")
+    member = api.register("Bob", f"Member{tag}")
+    task = api.create_task(owner, f"{title} {tag}")
+    added = api.add_member(owner, task["id"], member, "commenter")
+    assert added["role"] == "commenter", added
+    return Room(task, owner, member)
+
+
+# ---- tokens -----------------------------------------------------------------------
+def forge_token(user_id: Any, *, secret: str = JWT_SECRET, token_type: str = "access",
+                expires_in: timedelta = timedelta(minutes=15)) -> str:
+    """A token shaped like Flask-JWT-Extended's, signed with `secret`."""
+    now = datetime.now(timezone.utc)
+    claims = {
+        "sub": str(user_id), "type": token_type, "fresh": False, "jti": uuid.uuid4().hex,
+        "iat": now - timedelta(hours=2), "nbf": now - timedelta(hours=2), "exp": now + expires_in,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+# ---- Socket.IO clients ------------------------------------------------------------
+class LiveSocket:
+    """A python-socketio client over WebSocket only, recording every event it receives."""
+
+    def __init__(self, url: str, namespace: str = "/tasks"):
+        self.url = url
+        self.namespace = namespace
+        self.client = socketio.Client(reconnection=False)
+        self.received: list[tuple[str, Any]] = []
+        self.connect_errors: list[Any] = []
+        self._changed = threading.Condition()
+        self.client.on("*", self._record, namespace=namespace)
+        self.client.on("connect_error", self._record_connect_error, namespace=namespace)
+
+    def _record(self, event: str, *args: Any) -> None:
+        with self._changed:
+            self.received.append((event, args[0] if len(args) == 1 else list(args)))
+            self._changed.notify_all()
+
+    def _record_connect_error(self, data: Any = None) -> None:
+        with self._changed:
+            self.connect_errors.append(data)
+            self._changed.notify_all()
+
+    def connect(self, token: str | None = None, *, auth: Any = "token", headers: dict | None = None) -> LiveSocket:
+        if auth == "token":
+            auth = {"token": token} if token is not None else None
+        self.client.connect(
+            self.url, namespaces=[self.namespace], transports=["websocket"], auth=auth,
+            headers=headers or {}, wait_timeout=WAIT,
+        )
+        assert self.client.transport() == "websocket"
+        return self
+
+    @property
+    def connected(self) -> bool:
+        return self.namespace in self.client.namespaces
+
+    def call(self, event: str, data: Any = None) -> Any:
+        return self.client.call(event, data, namespace=self.namespace, timeout=WAIT)
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self.client.emit(event, data, namespace=self.namespace)
+
+    def events(self, name: str) -> list[Any]:
+        with self._changed:
+            return [data for event, data in self.received if event == name]
+
+    def wait_for(self, name: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = WAIT) -> Any:
+        """The first `name` event whose payload matches; fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for event, data in self.received:
+                    if event == name and match(data):
+                        return data
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no matching {name!r} within {timeout}s on {self.namespace}; received: {self.received}"
+                    )
+                self._changed.wait(remaining)
+
+    def wait_connect_error(self, timeout: float = WAIT) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self.connect_errors:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no connect_error within {timeout}s")
+                self._changed.wait(remaining)
+            return self.connect_errors[0]
+
+    def disconnect(self) -> None:
+        self.client.disconnect()
+
+
+# Client closes still under way; joined (bounded) before the servers stop.
+_closing: list[threading.Thread] = []
+
+
+def close_in_background(sockets: list[LiveSocket]) -> None:
+    """Disconnect without waiting for the client to finish.
+
+    The server hears the Engine.IO close packet first and is done with the
+    socket at once; but against `flask run` websocket-client's close handshake
+    then waits out its 3 s timeout, which would otherwise be paid by every test.
+    """
+    for sock in sockets:
+        thread = threading.Thread(target=sock.disconnect, daemon=True, name=f"close {sock.namespace}")
+        thread.start()
+        _closing.append(thread)
+
+
+def wait_closed(timeout: float = STOP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while _closing:
+        _closing.pop().join(timeout=max(0.0, deadline - time.monotonic()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager
 
 from ..auth import Actor
 from ..extensions import db
@@ -37,6 +38,7 @@ def my_tasks(actor: Actor) -> list[TaskMember]:
     rows = db.session.scalars(
         select(TaskMember)
         .join(TaskMember.task)
+        .options(contains_eager(TaskMember.task))
         .where(TaskMember.user_id == actor.id)
         .order_by(Task.id.desc())
     )

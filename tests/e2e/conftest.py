@@ -1,12 +1,7 @@
 """End-to-end fixtures: the real server as a subprocess, and real clients.
 
-Each server kind is started once per run, on a free loopback port, the way it
-runs for real:
-
-- ``flask``: ``flask run`` (APP_ENV=development; Socket.IO in threading mode
-  with simple-websocket);
-- ``gunicorn``: ``gunicorn -c gunicorn.conf.py wsgi:app`` (the gevent-websocket
-  worker).
+Each server kind (``flask run`` and gunicorn; see live.py) is started once per
+run, on a free loopback port, and stopped at the end (SIGTERM, then SIGKILL).
 
 The database is ``DATABASE_URL`` when it is set (CI's PostgreSQL, already
 migrated; other tests may share it, so every test makes its own users with

@@ -5,7 +5,7 @@ Each server kind runs the way it runs for real, on a free loopback port:
 - ``flask``: ``flask run`` (APP_ENV=development; Socket.IO in threading mode
   with simple-websocket);
 - ``gunicorn``: ``gunicorn -c gunicorn.conf.py wsgi:app`` (the gevent-websocket
-  worker).
+  worker), with APP_ENV=production, as it runs in production.
 
 ``JWT_SECRET_KEY`` is a known value, so that tests can forge tokens with PyJWT.
 """
@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -117,7 +117,13 @@ def _command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
         return cmd, {"APP_ENV": "development"}
     if kind == "gunicorn":
         cmd = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
-        return cmd, {"APP_HOST": "127.0.0.1", "APP_PORT": str(port)}
+        # Production refuses Socket.IO handshakes from unlisted origins, and
+        # websocket-client sends the server's own URL as its Origin.
+        return cmd, {
+            "APP_ENV": "production", "SECRET_KEY": "e2e-test-secret-key-" + "s" * 32,
+            "CORS_ORIGINS": f"http://localhost:3000,http://127.0.0.1:{port}",
+            "APP_HOST": "127.0.0.1", "APP_PORT": str(port),
+        }
     raise ValueError(kind)
 
 
@@ -315,9 +321,6 @@ class LiveSocket:
 
     def call(self, event: str, data: Any = None) -> Any:
         return self.client.call(event, data, namespace=self.namespace, timeout=WAIT)
-
-    def emit(self, event: str, data: Any = None) -> None:
-        self.client.emit(event, data, namespace=self.namespace)
 
     def events(self, name: str) -> list[Any]:
         with self._changed:

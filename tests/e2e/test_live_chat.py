@@ -1,8 +1,8 @@
 """The live server (flask run and gunicorn), driven by python-socketio over WebSocket.
 
-Every test runs against both server kinds (the `live_server` fixture). The two
-namespaces share task rooms, so the two clients of a test sit on different
-namespaces.
+The tests that take `live_server` run against both server kinds; the origin
+check runs on gunicorn only (production settings). The two namespaces share
+task rooms, so the two clients of a test sit on different namespaces.
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import requests
 import socketio
+import websocket
 
 from .live import JWT_SECRET, WAIT, Api, LiveServer, close_in_background, forge_token, make_room
 
@@ -207,3 +209,38 @@ def test_connect_refusals(live_server: LiveServer, api: Api, live_socket):
     for namespace in ("/", "/tasks"):
         assert results[(namespace, "no auth")][2]["message"] == "Authentication error: No token provided"
         assert results[(namespace, "garbage token")][2]["message"] == "Authentication error: Invalid token"
+
+
+def test_production_accepts_only_listed_origins(gunicorn_server: LiveServer):
+    """gunicorn runs with APP_ENV=production and CORS_ORIGINS listing localhost:3000 (see live.py)."""
+    handshake = gunicorn_server.url + "/socket.io/?EIO=4&transport=polling"
+    for origin in ("http://localhost:3000", None):
+        headers = {"Connection": "close", **({"Origin": origin} if origin else {})}
+        with requests.get(handshake, headers=headers, timeout=5) as response:
+            assert response.status_code == 200, (origin, response.text)
+            assert response.text.startswith("0{"), (origin, response.text)
+            assert response.headers.get("Access-Control-Allow-Origin") == origin
+    with requests.get(handshake, headers={"Connection": "close", "Origin": "http://evil.example"}, timeout=5) as response:
+        assert response.status_code == 400, response.text
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+    ws_url = gunicorn_server.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    accepted = websocket.create_connection(ws_url, origin="http://localhost:3000", timeout=5)
+    try:
+        assert accepted.recv().startswith("0{")  # the Engine.IO open packet
+    finally:
+        accepted.close()
+    try:
+        refused = websocket.create_connection(ws_url, origin="http://evil.example", timeout=5)
+    except websocket.WebSocketBadStatusException as exc:
+        assert exc.status_code == 400
+    else:
+        # gevent-websocket completes the upgrade before the app runs; the app then
+        # refuses the origin and the socket closes without an Engine.IO session.
+        try:
+            first = refused.recv()
+        except websocket.WebSocketConnectionClosedException:
+            first = ""
+        finally:
+            refused.close()
+        assert not first.startswith("0"), first

@@ -31,6 +31,9 @@ bind = f"{_settings['APP_HOST']}:{_settings['APP_PORT']}"
 timeout = 60
 graceful_timeout = 10
 keepalive = 5
+# gunicorn 27 shares one control socket (~/.gunicorn/gunicorn.ctl) between every
+# instance of a user; with several processes per host they would take it from each other.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"

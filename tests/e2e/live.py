@@ -130,11 +130,6 @@ def _command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
 def start_server(kind: str, database_url: str, workdir: Path) -> LiveServer:
     port = free_port()
     cmd, extra = _command(kind, port)
-    if kind == "gunicorn":
-        # gunicorn's control socket defaults to one path per user
-        # ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl); give this instance its
-        # own, so that it never takes over another gunicorn's.
-        cmd += ["--control-socket", str(workdir / f"gunicorn-{port}.ctl")]
     log_path = workdir / f"{kind}-{port}.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen(

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test serve-prod migrate bench clean
+.PHONY: run test serve-prod migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,6 @@ test: $(VENV)/.installed-dev
 ## Production server, as it runs in production (gevent-websocket worker).
 serve-prod: migrate
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
-
-bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

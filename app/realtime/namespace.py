@@ -13,10 +13,9 @@ from typing import Any
 from flask import request
 from flask_socketio import ConnectionRefusedError, Namespace
 
-from .. import schemas
 from ..auth import Actor, user_from_token
 from ..errors import AppError, AuthError, InternalError
-from ..schemas import SendMessageIn, TaskRef, load
+from ..schemas import SendMessageIn, TaskRef, load, message_out
 from ..services import chat, presence
 from . import notify
 
@@ -85,7 +84,7 @@ class TasksNamespace(Namespace):
             actor, data["task_id"], message=data["message"], attachments=data["attachments"],
             reply_to=data["reply_to"],
         )
-        return ok(schemas.message_out.dump(message))
+        return ok(message_out.dump(message))
 
     def on_typing_start(self, *args: Any) -> dict[str, Any]:
         return self._typing(args, started=True)

@@ -29,6 +29,7 @@ import jwt
 import pytest
 import requests
 import socketio
+from conftest import User  # the same user record as the in-process tests
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -181,22 +182,6 @@ class ServerPool:
 
 
 # ---- REST -------------------------------------------------------------------------
-@dataclass
-class User:
-    id: int
-    email: str
-    first_name: str
-    last_name: str
-    token: str
-    refresh_token: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 class Api:

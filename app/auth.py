@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt as pyjwt
-from flask import Flask, jsonify
+from flask import Flask
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 
-from .errors import AppError, AuthError, TokenExpired, TokenInvalid
+from .errors import AuthError, TokenExpired, TokenInvalid, error_response
 from .extensions import db, jwt
 from .models import User
 from .schemas import MAX_DB_INT
@@ -78,10 +78,6 @@ def user_from_token(token: Any) -> User:
     return user
 
 
-def _error(err: AppError):
-    return jsonify({"error": err.to_dict()}), err.status
-
-
 def register_jwt_callbacks(app: Flask) -> None:
     """Flask-JWT-Extended's own failures, in the one error shape."""
 
@@ -91,20 +87,20 @@ def register_jwt_callbacks(app: Flask) -> None:
 
     @jwt.user_lookup_error_loader
     def _user_gone(_header: dict, _claims: dict):
-        return _error(TokenInvalid("The token's user no longer exists"))
+        return error_response(TokenInvalid("The token's user no longer exists"))
 
     @jwt.unauthorized_loader
     def _missing(reason: str):
-        return _error(AuthError("Authentication required: send an Authorization: Bearer token"))
+        return error_response(AuthError("Authentication required: send an Authorization: Bearer token"))
 
     @jwt.invalid_token_loader
     def _invalid(reason: str):
-        return _error(TokenInvalid("Invalid token"))
+        return error_response(TokenInvalid("Invalid token"))
 
     @jwt.expired_token_loader
     def _expired(_header: dict, _claims: dict):
-        return _error(TokenExpired())
+        return error_response(TokenExpired())
 
     @jwt.revoked_token_loader
     def _revoked(_header: dict, _claims: dict):
-        return _error(AuthError("Token has been revoked"))
+        return error_response(AuthError("Token has been revoked"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, jsonify
+
 
 class AppError(Exception):
     code = "internal_error"
@@ -72,16 +74,15 @@ class PayloadTooLarge(AppError):
     code, status, message = "payload_too_large", 413, "Payload too large"
 
 
-class RateLimited(AppError):
-    code, status, message = "rate_limited", 429, "Too many requests"
-
-
-class Unavailable(AppError):
-    code, status, message = "unavailable", 503, "Service temporarily unavailable"
-
-
 class InternalError(AppError):
     pass
+
+
+def error_response(err: AppError) -> Response:
+    """The REST answer for an error: `{"error": {...}}` with its status."""
+    response = jsonify({"error": err.to_dict()})
+    response.status_code = err.status
+    return response
 
 
 # The original server's words for the cases its frontend already shows.

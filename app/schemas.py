@@ -323,4 +323,3 @@ class HealthOut(Schema):
 message_out = MessageOut()
 member_out = MemberOut()
 task_out = TaskOut()
-my_task_out = MyTaskOut()

@@ -3,10 +3,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from ..errors import AppError, BadRequest, InternalError, MethodNotAllowed, NotFound, PayloadTooLarge, ValidationError
+from ..errors import (
+    AppError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ValidationError,
+    error_response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +26,6 @@ _BY_STATUS: dict[int, type[AppError]] = {
     413: PayloadTooLarge,
     422: ValidationError,
 }
-
-
-def error_response(err: AppError):
-    response = jsonify({"error": err.to_dict()})
-    response.status_code = err.status
-    return response
 
 
 def _from_http(exc: HTTPException) -> AppError:

@@ -91,19 +91,22 @@ def joined_tasks(sid: str, namespace: str) -> frozenset[int]:
     return frozenset(_tasks_of(sid, namespace))
 
 
+def _presence(task_id: int, user_id: int, user_name: str) -> dict[str, Any]:
+    """The payload of `user_joined` and `user_left`."""
+    return {"taskId": task_id, "userId": user_id, "userName": user_name, "timestamp": _now()}
+
+
 def joined(sid: str, namespace: str, task_id: int, actor: Actor) -> None:
     socketio.server.enter_room(sid, task_room(task_id), namespace=namespace)
     _tasks_of(sid, namespace).add(task_id)
-    payload = {"taskId": task_id, "userId": actor.id, "userName": actor.name, "timestamp": _now()}
-    _emit("user_joined", payload, task_room(task_id), skip_sid=sid)
+    _emit("user_joined", _presence(task_id, actor.id, actor.name), task_room(task_id), skip_sid=sid)
 
 
 def left(sid: str, namespace: str, task_id: int, actor: Actor) -> None:
     """The socket leaves the room (by asking, or by disconnecting); the others are told."""
     socketio.server.leave_room(sid, task_room(task_id), namespace=namespace)
     _tasks_of(sid, namespace).discard(task_id)
-    payload = {"taskId": task_id, "userId": actor.id, "userName": actor.name, "timestamp": _now()}
-    _emit("user_left", payload, task_room(task_id), skip_sid=sid)
+    _emit("user_left", _presence(task_id, actor.id, actor.name), task_room(task_id), skip_sid=sid)
 
 
 def typing(sid: str, task_id: int, actor: Actor, started: bool) -> None:
@@ -149,17 +152,15 @@ def member_changed(task_id: int, action: str, member: TaskMember) -> None:
     _emit("member_changed", payload, task_room(task_id))
 
 
-def member_removed(task_id: int, user_id: int, member: dict[str, Any]) -> None:
+def member_removed(task_id: int, removed: Actor, member: dict[str, Any]) -> None:
     """The removed user's sockets leave the room first, so they hear nothing more of it."""
     room = task_room(task_id)
     was_present = False
-    for namespace, sid in _sids_of_user(user_id):
+    for namespace, sid in _sids_of_user(removed.id):
         tasks = _tasks_of(sid, namespace)
         was_present = was_present or task_id in tasks
         tasks.discard(task_id)
         socketio.server.leave_room(sid, room, namespace=namespace)
     _emit("member_changed", {"taskId": task_id, "action": "removed", "member": member}, room)
     if was_present:
-        user = member.get("user") or {}
-        name = f"{user.get('firstName', '')} {user.get('lastName', '')}".strip()
-        _emit("user_left", {"taskId": task_id, "userId": user_id, "userName": name, "timestamp": _now()}, room)
+        _emit("user_left", _presence(task_id, removed.id, removed.name), room)

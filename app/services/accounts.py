@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import Conflict, InvalidCredentials, NotFound
+from ..errors import Conflict, InvalidCredentials
 from ..extensions import db
 from ..models import User
 
@@ -39,11 +39,4 @@ def authenticate(*, email: str, password: str) -> User:
         raise InvalidCredentials()
     if not user.check_password(password):
         raise InvalidCredentials()
-    return user
-
-
-def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("User not found")
     return user

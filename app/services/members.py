@@ -84,7 +84,8 @@ def remove_member(actor: Actor, task_id: int, user_id: int) -> None:
     member = _target(task_id, user_id)
     if member.role == "owner" and _owner_count(task_id) <= 1:
         raise Conflict(_LAST_OWNER)
-    gone = notify.member_payload(member)
+    # Read before the delete: the row and its user are gone after the commit.
+    removed, gone = Actor.of(member.user), notify.member_payload(member)
     activity.record(
         user_id=actor.id, action="member_removed", entity_type="task_member", entity_id=user_id, task_id=task_id,
         old_values={"userId": user_id, "role": member.role},
@@ -92,4 +93,4 @@ def remove_member(actor: Actor, task_id: int, user_id: int) -> None:
     )
     db.session.delete(member)
     db.session.commit()
-    notify.member_removed(task_id, user_id, gone)
+    notify.member_removed(task_id, removed, gone)

@@ -16,6 +16,11 @@ from pathlib import Path
 ENVIRONMENTS = ("development", "production", "testing")
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://localhost:3001")
+DEFAULT_ATTACHMENT_TYPES = (
+    "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,application/zip,"
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31557600}
 
@@ -71,6 +76,20 @@ def parse_int(value: str | None, name: str, default: int, minimum: int = 1) -> i
     if number < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}")
     return number
+
+
+def parse_seconds(value: str | None, name: str, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    return parse_duration(value, name).total_seconds()
+
+
+def parse_mime_types(value: str | None) -> frozenset[str]:
+    types = {t.strip().lower() for t in (value or DEFAULT_ATTACHMENT_TYPES).split(",") if t.strip()}
+    for mime in types:
+        if not re.match(r"^[a-z0-9.+-]+/[a-z0-9.+-]+$", mime):
+            raise ConfigError(f"ATTACHMENT_TYPES: {mime!r} is not a MIME type such as image/png")
+    return frozenset(types)
 
 
 def normalize_database_url(url: str) -> str:
@@ -138,6 +157,14 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
             env.get("SOCKETIO_MAX_HTTP_BUFFER_SIZE"), "SOCKETIO_MAX_HTTP_BUFFER_SIZE", 64 * 1024
         ),
         "MAX_CONTENT_LENGTH": parse_int(env.get("MAX_CONTENT_LENGTH"), "MAX_CONTENT_LENGTH", 1024 * 1024),
+        # Uploads: where they are kept, how big and of which types they may be.
+        "ATTACHMENTS_DIR": env.get("ATTACHMENTS_DIR") or str(instance / "attachments"),
+        "ATTACHMENT_MAX_BYTES": parse_int(env.get("ATTACHMENT_MAX_BYTES"), "ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
+        "ATTACHMENT_TYPES": parse_mime_types(env.get("ATTACHMENT_TYPES")),
+        # Typing: `user_typing` at most once per user and task per throttle; the
+        # server says `user_stopped_typing` itself after the timeout.
+        "TYPING_THROTTLE_SECONDS": parse_seconds(env.get("TYPING_THROTTLE"), "TYPING_THROTTLE", 3.0),
+        "TYPING_TIMEOUT_SECONDS": parse_seconds(env.get("TYPING_TIMEOUT"), "TYPING_TIMEOUT", 6.0),
         "WORKER_CONNECTIONS": parse_int(env.get("WORKER_CONNECTIONS"), "WORKER_CONNECTIONS", 10000),
         "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").upper(),
         # flask-smorest: the OpenAPI document is served at /api/openapi.json.

@@ -70,8 +70,20 @@ class Conflict(AppError):
     code, status, message = "conflict", 409, "Conflict"
 
 
+class MessageDeleted(Conflict):
+    code, message = "message_deleted", "This message was deleted"
+
+
+class ClientIdReused(Conflict):
+    code, message = "client_id_reused", "This clientId was already used for a message in another task"
+
+
 class PayloadTooLarge(AppError):
     code, status, message = "payload_too_large", 413, "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    code, status, message = "unsupported_media_type", 415, "This file type is not allowed"
 
 
 class InternalError(AppError):

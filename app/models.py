@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -59,6 +59,10 @@ class Task(db.Model):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # The task's chat change counter. Every chat write bumps it first, which
+    # takes the row's write lock: chat writes of one task commit one at a time,
+    # so message ids increase in commit order and each change gets its number.
+    chat_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     members: Mapped[list[TaskMember]] = relationship(
         back_populates="task", cascade="all, delete-orphan", passive_deletes=True
@@ -74,6 +78,8 @@ class TaskMember(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
     role: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The newest message id this member has read; unread counts start above it.
+    last_read_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     task: Mapped[Task] = relationship(back_populates="members")
     user: Mapped[User] = relationship(lazy="joined")
@@ -102,17 +108,106 @@ class TaskMember(db.Model):
 
 class ChatMessage(db.Model):
     __tablename__ = "task_chat"
-    __table_args__ = (Index("ix_task_chat_task_id_id", "task_id", "id"),)
+    __table_args__ = (
+        Index("ix_task_chat_task_id_id", "task_id", "id"),
+        Index("ix_task_chat_task_id_version", "task_id", "version"),
+        # A retried send with the same clientId finds the message it stored first.
+        UniqueConstraint("user_id", "client_id", name="uq_task_chat_user_id_client_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     message: Mapped[str] = mapped_column(Text)
+    # The attachments as sent: full objects, copied from their upload rows.
     attachments: Mapped[list[Any]] = mapped_column(JsonDoc, default=list)
     reply_to: Mapped[int | None] = mapped_column(BigId, ForeignKey("task_chat.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    mentions: Mapped[list[int]] = mapped_column(JsonDoc, default=list, server_default="[]")
+    # The id of the task's message before this one, so a client can tell it missed one.
+    previous_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Task.chat_seq when the message was stored (seq) and when it last changed (version).
+    seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_by: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User | None] = relationship(lazy="joined")
+    parent: Mapped[ChatMessage | None] = relationship(remote_side=[id], lazy="joined", join_depth=1)
+    reactions: Mapped[list[Reaction]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True, order_by="Reaction.created_at"
+    )
+
+    # Not stored: set by chat.send_message on the message it returns, True when
+    # the send was a retry that found this message stored first.
+    duplicate = False
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class MessageEdit(db.Model):
+    """A version of a message that an edit replaced."""
+
+    __tablename__ = "message_edits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("task_chat.id", ondelete="CASCADE"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Reaction(db.Model):
+    __tablename__ = "message_reactions"
+
+    # One reaction per message, user and emoji.
+    message_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("task_chat.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    emoji: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Attachment(db.Model):
+    """An uploaded file. It belongs to the task and its uploader until a message takes it."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    uploader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("task_chat.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    mime_type: Mapped[str] = mapped_column(String(100))
+    # The file's name in the storage directory; never derived from the upload's name.
+    storage_key: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def url(self) -> str:
+        return f"/api/tasks/{self.task_id}/attachments/{self.id}"
+
+
+class Notification(db.Model):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(30))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("task_chat.id", ondelete="CASCADE"))
+    from_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    from_user: Mapped[User | None] = relationship(foreign_keys=[from_user_id], lazy="joined")
 
 
 class ActivityLog(db.Model):

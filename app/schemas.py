@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+from flask import g
+from marshmallow import EXCLUDE, Schema, fields, pre_load, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
 from .errors import ValidationError
@@ -18,6 +19,10 @@ from .models import ROLES, TASK_STATUSES
 MAX_DB_INT = 2**31 - 1
 MAX_MESSAGE_LENGTH = 4000
 MAX_ATTACHMENTS = 10
+MAX_MENTIONS = 50
+MAX_CLIENT_ID_LENGTH = 64
+MAX_EMOJI_LENGTH = 32
+REPLY_EXCERPT_LENGTH = 100
 
 
 class Id(fields.Field):
@@ -27,12 +32,16 @@ class Id(fields.Field):
 
     default_error_messages = {"invalid": "Must be a positive integer id."}
 
+    def __init__(self, *, minimum: int = 1, **kwargs: Any):
+        self.minimum = minimum
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
         if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 19:
             value = int(value.strip())
-        if not isinstance(value, int) or not 1 <= value <= MAX_DB_INT:
+        if not isinstance(value, int) or not self.minimum <= value <= MAX_DB_INT:
             raise self.make_error("invalid")
         return value
 
@@ -63,32 +72,22 @@ def _refuse_nul(text: str) -> None:
         raise SchemaError("Must not contain the NUL character.")
 
 
-class Attachment(fields.Field):
-    """One attachment as the original stored it: a string (a URL or a name), or a
-    flat object of scalars such as {name, url, size}. Nesting is refused, so a
-    payload cannot be made arbitrarily deep."""
+class Token(fields.String):
+    """A short client-made string: a clientId or an emoji. Not trimmed, since
+    it is compared as sent; control characters are refused."""
 
-    default_error_messages = {"invalid": "An attachment is a string or a flat object of strings and numbers."}
-    _SCALARS = (str, int, float, bool, type(None))
+    def __init__(self, *, max_length: int, **kwargs: Any):
+        self.max_length = max_length
+        super().__init__(**kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        if isinstance(value, str):
-            return self._text(value)
-        if not isinstance(value, dict) or len(value) > 20:
-            raise self.make_error("invalid")
-        for key, item in value.items():
-            if not isinstance(item, self._SCALARS) or len(key) > 100:
-                raise self.make_error("invalid")
-            self._text(key)
-            if isinstance(item, str):
-                self._text(item)
-        return value
-
-    @staticmethod
-    def _text(text: str) -> str:
-        if len(text) > 2000:
-            raise SchemaError("Attachment text must be at most 2000 characters.")
-        _refuse_nul(text)
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.strip():
+            raise SchemaError("Must not be blank.")
+        if len(text) > self.max_length:
+            raise SchemaError(f"Must be at most {self.max_length} characters.")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+            raise SchemaError("Must not contain control characters.")
         return text
 
 
@@ -173,17 +172,24 @@ class TaskRef(InputSchema):
     task_id = Id(data_key="taskId", required=True)
 
 
+def _unique_ids(ids: list[int]) -> list[int]:
+    return list(dict.fromkeys(ids))
+
+
 class MessageBodyIn(InputSchema):
     error_message = "Task ID and message are required"
     message = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
-    attachments = fields.List(Attachment(), load_default=list, validate=validate.Length(max=MAX_ATTACHMENTS))
+    # Ids of files uploaded to the task by the sender (POST /api/tasks/<id>/attachments).
+    attachments = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_ATTACHMENTS))
     reply_to = Id(data_key="replyTo", allow_none=True, load_default=None)
+    client_id = Token(data_key="clientId", max_length=MAX_CLIENT_ID_LENGTH, allow_none=True, load_default=None)
+    mentions = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_MENTIONS))
 
     @pre_load
-    def _null_attachments(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    def _null_lists(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         # The original treated a missing or null list as [].
-        if isinstance(data, dict) and data.get("attachments") is None:
-            data = {k: v for k, v in data.items() if k != "attachments"}
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if not (k in ("attachments", "mentions") and v is None)}
         return data
 
 
@@ -193,9 +199,67 @@ class SendMessageIn(MessageBodyIn):
     task_id = Id(data_key="taskId", required=True)
 
 
+class JoinTaskIn(InputSchema):
+    error_message = "Task ID is required"
+    task_id = Id(data_key="taskId", required=True)
+    # The newest message the client holds; 0 asks for everything from the start.
+    last_message_id = Id(data_key="lastMessageId", minimum=0, allow_none=True, load_default=None)
+
+
+class MessageRef(InputSchema):
+    error_message = "Message ID is required"
+    message_id = Id(data_key="messageId", required=True)
+
+
+class EditBodyIn(InputSchema):
+    error_message = "Message ID and message are required"
+    message = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
+
+
+class EditMessageIn(EditBodyIn, MessageRef):
+    pass
+
+
+class ReactionBodyIn(InputSchema):
+    error_message = "Message ID and emoji are required"
+    emoji = Token(required=True, max_length=MAX_EMOJI_LENGTH)
+
+
+class ReactionIn(ReactionBodyIn, MessageRef):
+    pass
+
+
+class MarkReadBodyIn(InputSchema):
+    error_message = "Task ID and message ID are required"
+    message_id = Id(data_key="messageId", required=True)
+
+
+class MarkReadIn(MarkReadBodyIn):
+    task_id = Id(data_key="taskId", required=True)
+
+
 class PageArgs(InputSchema):
     before = Id(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class HistoryArgs(PageArgs):
+    after = Id(minimum=0, load_default=None)
+    around = Id(load_default=None)
+
+    @validates_schema
+    def _one_anchor(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if sum(data.get(k) is not None for k in ("before", "after", "around")) > 1:
+            raise SchemaError("Use at most one of before, after and around.", "_schema")
+
+
+class NotificationArgs(InputSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class NotificationsReadIn(InputSchema):
+    # Absent: mark every notification read.
+    ids = fields.List(Id(), load_default=None, validate=validate.Length(max=500))
 
 
 # ---- output -----------------------------------------------------------------
@@ -250,6 +314,7 @@ class MyTaskOut(Schema):
     updated_at = UtcDateTime(attribute="task.updated_at", data_key="updatedAt")
     role = fields.String()
     permissions = fields.Nested(PermissionsOut)
+    unread_count = fields.Integer(data_key="unreadCount")
 
 
 class MemberOut(Schema):
@@ -261,15 +326,128 @@ class MemberOut(Schema):
     user = fields.Nested(MemberUserOut)
 
 
+class AttachmentOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    size = fields.Integer()
+    mime_type = fields.String(data_key="mimeType")
+    url = fields.String()
+
+
+class ReplyPreviewOut(Schema):
+    """The parent of a reply, enough to draw the quote above it."""
+
+    message_id = fields.Integer(attribute="id", data_key="messageId")
+    user_id = fields.Integer(data_key="userId", allow_none=True)
+    user_name = fields.Function(lambda m: m.user.display_name if m.user else None, data_key="userName")
+    excerpt = fields.Function(lambda m: None if m.deleted else m.message[:REPLY_EXCERPT_LENGTH])
+    deleted = fields.Boolean()
+
+
+_VIEWER_OF_REQUEST = object()
+
+
 class MessageOut(Schema):
+    """A message, or the tombstone of a deleted one (`deleted: true`, `message: null`).
+
+    `reactions[].me` is relative to a viewer: the requester by default (set by
+    both doors in `g.viewer_id`). Room broadcasts use `viewer_id=None`, which
+    leaves `me` out, since one payload goes to everybody."""
+
     id = fields.Integer()
     task_id = fields.Integer(data_key="taskId")
     user_id = fields.Integer(data_key="userId", allow_none=True)
-    message = fields.String()
+    message = fields.Function(lambda m: None if m.deleted else m.message, allow_none=True)
     attachments = fields.List(fields.Raw())
     reply_to = fields.Integer(data_key="replyTo", allow_none=True)
+    reply_preview = fields.Nested(ReplyPreviewOut, attribute="parent", data_key="replyPreview", allow_none=True)
+    mentions = fields.List(fields.Integer())
+    reactions = fields.Method("_reactions")
+    client_id = fields.String(data_key="clientId", allow_none=True)
+    previous_id = fields.Integer(data_key="previousId", allow_none=True)
+    version = fields.Integer()
     created_at = UtcDateTime(data_key="createdAt")
+    edited_at = UtcDateTime(data_key="editedAt", allow_none=True)
+    deleted = fields.Boolean()
+    deleted_at = UtcDateTime(data_key="deletedAt", allow_none=True)
     user = fields.Nested(AuthorOut, allow_none=True)
+
+    def __init__(self, *args: Any, viewer_id: Any = _VIEWER_OF_REQUEST, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.viewer_id = viewer_id
+
+    def _reactions(self, message: Any) -> list[dict[str, Any]]:
+        viewer = g.get("viewer_id") if self.viewer_id is _VIEWER_OF_REQUEST else self.viewer_id
+        return reaction_summary(message.reactions, viewer)
+
+
+def reaction_summary(reactions: list[Any], viewer_id: int | None = None) -> list[dict[str, Any]]:
+    """[{emoji, count, userIds, me?}] in the order each emoji was first used."""
+    grouped: dict[str, list[int]] = {}
+    for reaction in reactions:
+        grouped.setdefault(reaction.emoji, []).append(reaction.user_id)
+    summary = []
+    for emoji, user_ids in grouped.items():
+        entry: dict[str, Any] = {"emoji": emoji, "count": len(user_ids), "userIds": user_ids}
+        if viewer_id is not None:
+            entry["me"] = viewer_id in user_ids
+        summary.append(entry)
+    return summary
+
+
+class SentMessageOut(MessageOut):
+    duplicate = fields.Boolean(metadata={"description": "true when a retry found the message stored first"})
+
+
+class MessageVersionOut(Schema):
+    message = fields.String()
+    written_at = UtcDateTime(data_key="writtenAt")
+    replaced_at = UtcDateTime(data_key="replacedAt", allow_none=True)
+
+
+class MessageHistoryOut(Schema):
+    message_id = fields.Integer(data_key="messageId")
+    versions = fields.List(fields.Nested(MessageVersionOut), metadata={"description": "oldest first; the last is current"})
+
+
+class MessagePageOut(Schema):
+    items = fields.List(fields.Nested(MessageOut))
+    has_more = fields.Boolean(data_key="hasMore")
+    has_more_before = fields.Boolean(data_key="hasMoreBefore", allow_none=True)
+    has_more_after = fields.Boolean(data_key="hasMoreAfter", allow_none=True)
+
+
+class ReadStateOut(Schema):
+    task_id = fields.Integer(data_key="taskId")
+    last_read_id = fields.Integer(data_key="lastReadId")
+    unread_count = fields.Integer(data_key="unreadCount")
+
+
+class NotificationFromOut(Schema):
+    user_id = fields.Integer(attribute="id", data_key="userId")
+    user_name = fields.String(attribute="display_name", data_key="userName")
+
+
+class NotificationOut(Schema):
+    id = fields.Integer()
+    type = fields.String()
+    task_id = fields.Integer(data_key="taskId")
+    message_id = fields.Integer(data_key="messageId", allow_none=True)
+    from_ = fields.Nested(NotificationFromOut, attribute="from_user", data_key="from", allow_none=True)
+    created_at = UtcDateTime(data_key="createdAt")
+    read_at = UtcDateTime(data_key="readAt", allow_none=True)
+    read = fields.Function(lambda n: n.read_at is not None)
+
+
+class NotificationPageOut(Schema):
+    items = fields.List(fields.Nested(NotificationOut))
+    has_more = fields.Boolean(data_key="hasMore")
+    unread_count = fields.Integer(data_key="unreadCount")
+
+
+class NotificationsReadOut(Schema):
+    updated = fields.Integer()
+    unread_count = fields.Integer(data_key="unreadCount")
 
 
 class ActivityOut(Schema):
@@ -321,5 +499,8 @@ class HealthOut(Schema):
 
 
 message_out = MessageOut()
+message_broadcast = MessageOut(viewer_id=None)
+attachment_out = AttachmentOut()
+notification_out = NotificationOut()
 member_out = MemberOut()
 task_out = TaskOut()

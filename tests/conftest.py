@@ -17,12 +17,19 @@ from sqlalchemy import text
 from app import create_app
 from app.extensions import db, socketio
 
-TABLES = ("activity_logs", "task_chat", "task_members", "tasks", "users")
+# Children first, so SQLite's foreign keys allow each DELETE.
+TABLES = (
+    "activity_logs", "notifications", "message_reactions", "message_edits", "attachments",
+    "task_chat", "task_members", "tasks", "users",
+)
 _emails = itertools.count(1)
 
 
-def _test_env(database_url: str) -> dict[str, str]:
-    return {"APP_ENV": "testing", "DATABASE_URL": database_url, "JWT_SECRET_KEY": "test-secret-" + "x" * 32}
+def _test_env(database_url: str, **settings: str) -> dict[str, str]:
+    return {
+        "APP_ENV": "testing", "DATABASE_URL": database_url, "JWT_SECRET_KEY": "test-secret-" + "x" * 32,
+        **settings,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +42,14 @@ def database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def app(database_url):
-    app = create_app(env=_test_env(database_url))
+def settings() -> dict[str, str]:
+    """Extra environment for the app of one test: override it to change a setting."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, settings):
+    app = create_app(env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings))
     with app.app_context():
         _empty_tables()
     yield app

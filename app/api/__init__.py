@@ -1,7 +1,7 @@
 """REST blueprints (flask-smorest): thin routes that parse, call a service, shape the answer."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g
 from flask_jwt_extended import current_user
 from werkzeug.routing import IntegerConverter
 
@@ -27,13 +27,15 @@ class IdConverter(IntegerConverter):
 
 
 def acting() -> Actor:
-    """The user behind the request's access token (after `jwt_required`)."""
+    """The user behind the request's access token (after `jwt_required`). They
+    are also the viewer whose `reactions[].me` the answer shows."""
+    g.viewer_id = current_user.id
     return Actor.of(current_user)
 
 
 def register_api(app: Flask) -> None:
-    from . import auth, health, members, messages, tasks
+    from . import attachments, auth, health, members, messages, notifications, tasks
 
     app.url_map.converters["id"] = IdConverter
-    for module in (auth, tasks, members, messages, health):
+    for module in (auth, tasks, members, messages, attachments, notifications, health):
         api.register_blueprint(module.blp)

@@ -1,11 +1,15 @@
-"""The task chat over REST, and the task's activity log."""
+"""The task chat over REST, and the task's activity log. Same services, same
+broadcasts as the socket events."""
 from __future__ import annotations
 
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
-from ..schemas import ActivityOut, MessageBodyIn, MessageOut, PageArgs, page_of
-from ..services import activity, chat
+from ..schemas import (
+    ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut, MessageOut,
+    MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, page_of,
+)
+from ..services import activity, chat, history, reactions, reads
 from . import acting
 
 blp = Blueprint("messages", __name__, url_prefix="/api/tasks/<id:task_id>", description="Task chat and activity")
@@ -13,20 +17,73 @@ blp = Blueprint("messages", __name__, url_prefix="/api/tasks/<id:task_id>", desc
 
 @blp.get("/messages")
 @jwt_required()
-@blp.arguments(PageArgs, location="query")
-@blp.response(200, page_of(MessageOut))
+@blp.arguments(HistoryArgs, location="query")
+@blp.response(200, MessagePageOut)
 def list_messages(args, task_id):
-    """Newest first; pass the last id you have as `before` for the next page."""
-    return chat.history(acting(), task_id, **args)
+    """No cursor or `before`: newest first. `after`: oldest first. `around`: a
+    message and its neighbours, oldest first. Deleted messages are tombstones."""
+    return history.history(acting(), task_id, **args)
 
 
 @blp.post("/messages")
 @jwt_required()
 @blp.arguments(MessageBodyIn)
-@blp.response(201, MessageOut)
+@blp.response(201, SentMessageOut)
+@blp.alt_response(200, schema=SentMessageOut, description="A retry: the message stored first, `duplicate: true`")
 def send_message(data, task_id):
-    """The same service as the socket's `send_message`: the room gets `new_message`."""
-    return chat.send_message(acting(), task_id, **data)
+    """The room gets `new_message`. With a `clientId` seen before: 200 and the first message."""
+    message = chat.send_message(acting(), task_id, **data)
+    return (message, 200) if message.duplicate else message
+
+
+@blp.patch("/messages/<id:message_id>")
+@jwt_required()
+@blp.arguments(EditBodyIn)
+@blp.response(200, MessageOut)
+def edit_message(data, task_id, message_id):
+    """The author only; the room gets `message_updated`."""
+    return chat.edit_message(acting(), message_id, data["message"], task_id=task_id)
+
+
+@blp.delete("/messages/<id:message_id>")
+@jwt_required()
+@blp.response(200, MessageOut)
+def delete_message(task_id, message_id):
+    """The author or a task owner; answers the tombstone. The room gets `message_deleted`."""
+    return chat.delete_message(acting(), message_id, task_id=task_id)
+
+
+@blp.get("/messages/<id:message_id>/history")
+@jwt_required()
+@blp.response(200, MessageHistoryOut)
+def message_versions(task_id, message_id):
+    """Every version of the message, oldest first; the last is the current text."""
+    return history.versions(acting(), message_id, task_id=task_id)
+
+
+@blp.post("/messages/<id:message_id>/reactions")
+@jwt_required()
+@blp.arguments(ReactionBodyIn)
+@blp.response(200, MessageOut)
+def add_reaction(data, task_id, message_id):
+    return reactions.add_reaction(acting(), message_id, data["emoji"], task_id=task_id)
+
+
+@blp.delete("/messages/<id:message_id>/reactions/<string:emoji>")
+@jwt_required()
+@blp.response(200, MessageOut)
+def remove_reaction(task_id, message_id, emoji):
+    """The emoji URL-encoded in the path."""
+    return reactions.remove_reaction(acting(), message_id, emoji, task_id=task_id)
+
+
+@blp.post("/read")
+@jwt_required()
+@blp.arguments(MarkReadBodyIn)
+@blp.response(200, ReadStateOut)
+def mark_read(data, task_id):
+    """Read up to `messageId`; the user's sockets get `read_updated`."""
+    return reads.mark_read(acting(), task_id, data["message_id"])
 
 
 @blp.get("/activity")

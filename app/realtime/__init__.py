@@ -5,11 +5,13 @@ from flask import Flask
 
 from ..extensions import socketio
 from .namespace import TasksNamespace, handle_error
+from .presence import Registry
 
 
 def register_namespaces(app: Flask) -> None:
     namespaces = ["/tasks"] + (["/"] if app.config["SOCKETIO_ROOT_NAMESPACE"] else [])
     app.config["SOCKETIO_NAMESPACES"] = namespaces
+    app.extensions["taskchat_presence"] = Registry()
     for name in namespaces:
         socketio.on_namespace(TasksNamespace(name))
     socketio.on_error_default(handle_error)

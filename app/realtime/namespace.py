@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import request
+from flask import g, request
 from flask_socketio import ConnectionRefusedError, Namespace
 
 from ..auth import Actor, user_from_token
 from ..errors import AppError, AuthError, InternalError
-from ..schemas import SendMessageIn, TaskRef, load, message_out
-from ..services import chat, presence
+from ..schemas import (
+    EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, SendMessageIn, TaskRef, load, message_out,
+)
+from ..services import chat, presence, reactions, reads
 from . import notify
+from .presence import SocketKey
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +35,28 @@ def _token(auth: Any) -> Any:
     return request.headers.get("Authorization")
 
 
-def _task_ref(args: tuple[Any, ...]) -> int:
-    """`join_task` and `leave_task` take a bare task id, as the original did, or {taskId}."""
+def _task_payload(args: tuple[Any, ...]) -> dict[str, Any]:
+    """`join_task` and `leave_task` take a bare task id, as the original did, or an object."""
     data = args[0] if args else None
-    if not isinstance(data, dict):
-        data = {"taskId": data}
-    return load(TaskRef, data)["task_id"]
+    return data if isinstance(data, dict) else {"taskId": data}
 
 
 def _payload(args: tuple[Any, ...]) -> Any:
     return args[0] if args else None
 
 
+def _socket() -> SocketKey:
+    return (request.namespace, request.sid)
+
+
 class TasksNamespace(Namespace):
     """The task chat's events. Mounted at `/tasks`, and at `/` for the original frontend."""
 
     def _actor(self) -> Actor:
-        actor = notify.session_actor(request.sid, request.namespace)
+        actor = notify.session_actor(_socket())
         if actor is None:  # an event raced the connect handler; treat as unauthenticated
             raise AuthError()
+        g.viewer_id = actor.id  # whose `reactions[].me` the ack shows
         return actor
 
     def on_connect(self, auth: Any = None) -> None:
@@ -58,33 +64,61 @@ class TasksNamespace(Namespace):
             user = user_from_token(_token(auth))
         except AuthError as err:
             raise ConnectionRefusedError(err.message, {"code": err.code}) from None
-        notify.connected(request.sid, request.namespace, Actor.of(user))
+        notify.connected(_socket(), Actor.of(user))
 
     def on_disconnect(self, reason: Any = None) -> None:
-        notify.disconnected(request.sid, request.namespace)
+        notify.disconnected(_socket())
 
     def on_join_task(self, *args: Any) -> dict[str, Any]:
         actor = self._actor()
-        task_id = _task_ref(args)
-        member = presence.join_task(actor, task_id)
-        notify.joined(request.sid, request.namespace, task_id, actor)
-        return ok({"taskId": task_id, "role": member.role, "permissions": member.permissions})
+        data = load(JoinTaskIn, _task_payload(args))
+        joined = presence.join_task(actor, _socket(), data["task_id"], data["last_message_id"])
+        caught = joined.catch_up
+        return ok({
+            "taskId": data["task_id"], "role": joined.member.role, "permissions": joined.member.permissions,
+            "online": joined.online, "unreadCount": joined.unread_count,
+            "missed": message_out.dump(caught.missed, many=True), "hasMore": caught.has_more,
+            "updated": message_out.dump(caught.updated, many=True), "updatedHasMore": caught.updated_has_more,
+        })
 
     def on_leave_task(self, *args: Any) -> dict[str, Any]:
         actor = self._actor()
-        task_id = _task_ref(args)
-        if task_id in notify.joined_tasks(request.sid, request.namespace):
-            notify.left(request.sid, request.namespace, task_id, actor)
+        task_id = load(TaskRef, _task_payload(args))["task_id"]
+        presence.leave_task(actor, _socket(), task_id)
         return ok({"taskId": task_id})
 
     def on_send_message(self, *args: Any) -> dict[str, Any]:
         actor = self._actor()
         data = load(SendMessageIn, _payload(args))
-        message = chat.send_message(
-            actor, data["task_id"], message=data["message"], attachments=data["attachments"],
-            reply_to=data["reply_to"],
-        )
-        return ok(message_out.dump(message))
+        task_id = data.pop("task_id")
+        message = chat.send_message(actor, task_id, **data)
+        return ok(dict(message_out.dump(message), duplicate=message.duplicate))
+
+    def on_edit_message(self, *args: Any) -> dict[str, Any]:
+        actor = self._actor()
+        data = load(EditMessageIn, _payload(args))
+        return ok(message_out.dump(chat.edit_message(actor, data["message_id"], data["message"])))
+
+    def on_delete_message(self, *args: Any) -> dict[str, Any]:
+        actor = self._actor()
+        data = load(MessageRef, _payload(args))
+        return ok(message_out.dump(chat.delete_message(actor, data["message_id"])))
+
+    def on_add_reaction(self, *args: Any) -> dict[str, Any]:
+        actor = self._actor()
+        data = load(ReactionIn, _payload(args))
+        return ok(message_out.dump(reactions.add_reaction(actor, data["message_id"], data["emoji"])))
+
+    def on_remove_reaction(self, *args: Any) -> dict[str, Any]:
+        actor = self._actor()
+        data = load(ReactionIn, _payload(args))
+        return ok(message_out.dump(reactions.remove_reaction(actor, data["message_id"], data["emoji"])))
+
+    def on_mark_read(self, *args: Any) -> dict[str, Any]:
+        actor = self._actor()
+        data = load(MarkReadIn, _payload(args))
+        state = reads.mark_read(actor, data["task_id"], data["message_id"])
+        return ok({"taskId": state.task_id, "lastReadId": state.last_read_id, "unreadCount": state.unread_count})
 
     def on_typing_start(self, *args: Any) -> dict[str, Any]:
         return self._typing(args, started=True)
@@ -95,8 +129,7 @@ class TasksNamespace(Namespace):
     def _typing(self, args: tuple[Any, ...], started: bool) -> dict[str, Any]:
         actor = self._actor()
         task_id = load(TaskRef, _payload(args))["task_id"]
-        presence.require_joined(task_id, notify.joined_tasks(request.sid, request.namespace))
-        notify.typing(request.sid, task_id, actor, started)
+        presence.typing(actor, _socket(), task_id, started)
         return ok({"taskId": task_id})
 
 
@@ -110,6 +143,5 @@ def handle_error(exc: Exception) -> dict[str, Any]:
         # A connect handler that fails refuses the connection; it never half-opens it.
         raise ConnectionRefusedError(exc.message, {"code": exc.code})
     error = exc.to_dict()
-    notify.error_to(request.sid, request.namespace, error)
+    notify.error_to(_socket(), error)
     return {"ok": False, "error": error}
-

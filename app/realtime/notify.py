@@ -1,22 +1,24 @@
 """The one place that talks to the Socket.IO server: emits and room changes.
 
-Services call these after their commit, so nothing is announced that was not
-stored. Every task room exists once per mounted namespace (`/tasks`, and `/`
-for the original frontend); each emit goes to all of them, so clients of both
-namespaces share the room.
+Services call the broadcast functions after their commit, so nothing is
+announced that was not stored. Every task room exists once per mounted
+namespace (`/tasks`, and `/` for the original frontend); each emit goes to all
+of them, so clients of both namespaces share the room. Who is where is kept in
+`presence.Registry`, one per app.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 
 from ..auth import Actor
 from ..extensions import socketio
-from ..models import ChatMessage, Task, TaskMember
-from ..schemas import member_out, message_out, task_out
+from ..models import ChatMessage, Notification, Task, TaskMember
+from ..schemas import member_out, message_broadcast, notification_out, reaction_summary, task_out
+from .presence import Registry, SocketKey
 
 
 def task_room(task_id: int) -> str:
@@ -25,6 +27,10 @@ def task_room(task_id: int) -> str:
 
 def user_room(user_id: int) -> str:
     return f"user_{user_id}"
+
+
+def registry() -> Registry:
+    return current_app.extensions["taskchat_presence"]
 
 
 def _namespaces() -> list[str]:
@@ -40,55 +46,39 @@ def _emit(event: str, data: Any, room: str, skip_sid: str | None = None) -> None
         socketio.emit(event, data, to=room, namespace=namespace, skip_sid=skip_sid)
 
 
-def _sids_of_user(user_id: int):
-    """(namespace, sid) of every socket of this user, in this process."""
-    manager = socketio.server.manager
-    for namespace in _namespaces():
-        for sid, _eio_sid in list(manager.get_participants(namespace, user_room(user_id))):
-            yield namespace, sid
-
-
-@dataclass
-class SocketState:
-    """What this process knows of one connected socket."""
-
-    actor: Actor
-    tasks: set[int] = field(default_factory=set)
-
-
-# (namespace, sid) -> state. A socket lives in one process, so this stays local
-# even when several processes share rooms through a message queue.
-_sockets: dict[tuple[str, str], SocketState] = {}
-
-
-def _tasks_of(sid: str, namespace: str) -> set[int]:
-    state = _sockets.get((namespace, sid))
-    return state.tasks if state else set()
+def _origin_sid() -> str | None:
+    """The socket whose event caused this, if any: it is told by its ack instead."""
+    return getattr(request, "sid", None) if has_request_context() else None
 
 
 # ---- a socket's own rooms ------------------------------------------------------
-def connected(sid: str, namespace: str, actor: Actor) -> None:
-    _sockets[(namespace, sid)] = SocketState(actor)
-    socketio.server.enter_room(sid, user_room(actor.id), namespace=namespace)
+def connected(key: SocketKey, actor: Actor) -> None:
+    registry().add_socket(key, actor)
+    socketio.server.enter_room(key[1], user_room(actor.id), namespace=key[0])
 
 
-def disconnected(sid: str, namespace: str) -> None:
-    """The socket is gone: the rooms it was in hear that its user left."""
-    state = _sockets.get((namespace, sid))
+def disconnected(key: SocketKey) -> None:
+    """The socket is gone: it leaves its rooms as if it had asked."""
+    state = registry().socket(key)
     if state is None:
         return
     for task_id in list(state.tasks):
-        left(sid, namespace, task_id, state.actor)
-    del _sockets[(namespace, sid)]
+        leave(key, task_id, state.actor)
+    registry().remove_socket(key)
 
 
-def session_actor(sid: str, namespace: str) -> Actor | None:
-    state = _sockets.get((namespace, sid))
+def session_actor(key: SocketKey) -> Actor | None:
+    state = registry().socket(key)
     return state.actor if state else None
 
 
-def joined_tasks(sid: str, namespace: str) -> frozenset[int]:
-    return frozenset(_tasks_of(sid, namespace))
+def joined_tasks(key: SocketKey) -> frozenset[int]:
+    state = registry().socket(key)
+    return frozenset(state.tasks) if state else frozenset()
+
+
+def online(task_id: int) -> list[dict[str, Any]]:
+    return registry().online(task_id)
 
 
 def _presence(task_id: int, user_id: int, user_name: str) -> dict[str, Any]:
@@ -96,36 +86,105 @@ def _presence(task_id: int, user_id: int, user_name: str) -> dict[str, Any]:
     return {"taskId": task_id, "userId": user_id, "userName": user_name, "timestamp": _now()}
 
 
-def joined(sid: str, namespace: str, task_id: int, actor: Actor) -> None:
-    socketio.server.enter_room(sid, task_room(task_id), namespace=namespace)
-    _tasks_of(sid, namespace).add(task_id)
-    _emit("user_joined", _presence(task_id, actor.id, actor.name), task_room(task_id), skip_sid=sid)
+def enter(key: SocketKey, task_id: int, actor: Actor) -> None:
+    """Into the room first; `user_joined` only when this is the user's first socket there."""
+    socketio.server.enter_room(key[1], task_room(task_id), namespace=key[0])
+    if registry().enter(key, task_id):
+        _emit("user_joined", _presence(task_id, actor.id, actor.name), task_room(task_id), skip_sid=key[1])
 
 
-def left(sid: str, namespace: str, task_id: int, actor: Actor) -> None:
-    """The socket leaves the room (by asking, or by disconnecting); the others are told."""
-    socketio.server.leave_room(sid, task_room(task_id), namespace=namespace)
-    _tasks_of(sid, namespace).discard(task_id)
-    _emit("user_left", _presence(task_id, actor.id, actor.name), task_room(task_id), skip_sid=sid)
+def leave(key: SocketKey, task_id: int, actor: Actor) -> None:
+    """Out of the room (asked, disconnected, or refused on join); `user_left` when
+    it was the user's last socket there."""
+    socketio.server.leave_room(key[1], task_room(task_id), namespace=key[0])
+    if registry().leave(key, task_id):
+        typing_ended(task_id, actor)
+        _emit("user_left", _presence(task_id, actor.id, actor.name), task_room(task_id), skip_sid=key[1])
 
 
-def typing(sid: str, task_id: int, actor: Actor, started: bool) -> None:
-    if started:
+# ---- typing ---------------------------------------------------------------------
+def typing(key: SocketKey, task_id: int, actor: Actor, started: bool) -> None:
+    config = current_app.config
+    if not started:
+        typing_ended(task_id, actor, skip_sid=key[1])
+    elif registry().typing_started(task_id, actor, time.monotonic(), config["TYPING_THROTTLE_SECONDS"]):
         _emit("user_typing", {"taskId": task_id, "userId": actor.id, "userName": actor.name},
-              task_room(task_id), skip_sid=sid)
-    else:
-        _emit("user_stopped_typing", {"taskId": task_id, "userId": actor.id}, task_room(task_id), skip_sid=sid)
+              task_room(task_id), skip_sid=key[1])
+        _start_typing_sweeper()
 
 
-def error_to(sid: str, namespace: str, error: dict[str, Any]) -> None:
+def typing_ended(task_id: int, actor: Actor, skip_sid: str | None = None) -> None:
+    """Said by the client, or concluded by the server (sent, left, silent too long)."""
+    if registry().typing_stopped(task_id, actor.id):
+        _emit("user_stopped_typing", {"taskId": task_id, "userId": actor.id}, task_room(task_id), skip_sid=skip_sid)
+
+
+def _start_typing_sweeper() -> None:
+    app = current_app._get_current_object()
+    if app.extensions.get("taskchat_typing_sweeper"):
+        return
+    app.extensions["taskchat_typing_sweeper"] = True
+    socketio.start_background_task(_sweep_typing, app)
+
+
+def _sweep_typing(app) -> None:
+    """Ends the typing of users who went quiet; runs only while someone types."""
+    timeout = app.config["TYPING_TIMEOUT_SECONDS"]
+    try:
+        while True:
+            socketio.sleep(min(1.0, timeout / 4))
+            with app.app_context():
+                for task_id, user_id in registry().typing_expired(time.monotonic(), timeout):
+                    _emit("user_stopped_typing", {"taskId": task_id, "userId": user_id}, task_room(task_id))
+                if not registry().anyone_typing():
+                    return
+    finally:
+        app.extensions["taskchat_typing_sweeper"] = False
+
+
+def error_to(key: SocketKey, error: dict[str, Any]) -> None:
     """The original's `error` event, to the one socket whose event failed."""
-    socketio.emit("error", error, to=sid, namespace=namespace)
+    socketio.emit("error", error, to=key[1], namespace=key[0])
 
 
 # ---- after a commit -------------------------------------------------------------
 def message_created(message: ChatMessage) -> None:
-    _emit("new_message", {"message": message_out.dump(message), "taskId": message.task_id},
+    _emit("new_message", {"message": message_broadcast.dump(message), "taskId": message.task_id},
           task_room(message.task_id))
+
+
+def message_updated(message: ChatMessage) -> None:
+    _emit("message_updated", {"taskId": message.task_id, "message": message_broadcast.dump(message)},
+          task_room(message.task_id))
+
+
+def message_deleted(message: ChatMessage) -> None:
+    payload = {"taskId": message.task_id, "messageId": message.id, "version": message.version,
+               "deletedBy": message.deleted_by}
+    _emit("message_deleted", payload, task_room(message.task_id))
+
+
+def reaction_updated(message: ChatMessage, emoji: str, actor: Actor, action: str) -> None:
+    payload = {
+        "taskId": message.task_id, "messageId": message.id, "emoji": emoji, "action": action,
+        "userId": actor.id, "userName": actor.name, "version": message.version,
+        "reactions": reaction_summary(message.reactions),
+    }
+    _emit("reaction_updated", payload, task_room(message.task_id))
+
+
+def read_updated(user_id: int, state: Any) -> None:
+    """To the user's other sockets; the one that marked has its ack."""
+    payload = {"taskId": state.task_id, "lastReadId": state.last_read_id, "unreadCount": state.unread_count}
+    _emit("read_updated", payload, user_room(user_id), skip_sid=_origin_sid())
+
+
+def notification_created(notification: Notification) -> None:
+    """Every device of the user hears it, whether or not it has joined the task."""
+    payload = notification_out.dump(notification)
+    payload["notificationId"] = payload["id"]
+    payload["timestamp"] = payload["createdAt"]
+    _emit("task_notification", payload, user_room(notification.user_id))
 
 
 def task_updated(task: Task, changed: list[str], actor: Actor) -> None:
@@ -137,9 +196,8 @@ def task_deleted(task_id: int, title: str, actor: Actor) -> None:
     room = task_room(task_id)
     payload = {"type": "task_deleted", "taskId": task_id, "title": title, "by": actor.id, "timestamp": _now()}
     _emit("task_notification", payload, room)
+    registry().drop_task(task_id)
     for namespace in _namespaces():
-        for sid, _eio_sid in list(socketio.server.manager.get_participants(namespace, room)):
-            _tasks_of(sid, namespace).discard(task_id)
         socketio.server.close_room(room, namespace=namespace)
 
 
@@ -153,14 +211,16 @@ def member_changed(task_id: int, action: str, member: TaskMember) -> None:
 
 
 def member_removed(task_id: int, removed: Actor, member: dict[str, Any]) -> None:
-    """The removed user's sockets leave the room first, so they hear nothing more of it."""
+    """The removed user's sockets leave the room first, so they hear nothing more of
+    it, and are told with `removed_from_task`; the room hears who left."""
     room = task_room(task_id)
     was_present = False
-    for namespace, sid in _sids_of_user(removed.id):
-        tasks = _tasks_of(sid, namespace)
-        was_present = was_present or task_id in tasks
-        tasks.discard(task_id)
-        socketio.server.leave_room(sid, room, namespace=namespace)
+    for key in registry().sockets_of(removed.id):
+        socketio.server.leave_room(key[1], room, namespace=key[0])
+        was_present = registry().leave(key, task_id) or was_present
+    _emit("removed_from_task", {"taskId": task_id}, user_room(removed.id))
+    if registry().typing_stopped(task_id, removed.id):
+        _emit("user_stopped_typing", {"taskId": task_id, "userId": removed.id}, room)
     _emit("member_changed", {"taskId": task_id, "action": "removed", "member": member}, room)
     if was_present:
         _emit("user_left", _presence(task_id, removed.id, removed.name), room)

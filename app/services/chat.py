@@ -1,51 +1,212 @@
-"""The task chat: send and read messages."""
+"""The task chat's writes: send, edit, delete.
+
+Each runs inside `chat_write` (see ordering.py): checks, then the change and
+its activity entry in one transaction, commit, then the broadcast.
+"""
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..auth import Actor
-from ..errors import NO_SEND_PERMISSION, ValidationError
+from ..errors import NO_SEND_PERMISSION, ClientIdReused, Forbidden, MessageDeleted, NotFound, ValidationError
 from ..extensions import db
-from ..models import ChatMessage
+from ..models import Attachment, ChatMessage, MessageEdit, Reaction, TaskMember, utcnow
 from ..realtime import notify
-from . import activity
+from . import activity, notifications
+from .attachments import describe, file_paths, remove_files
 from .access import require_member, require_permission
-from .paging import Page, fetch_page
+from .ordering import chat_write, next_seq
+
+MESSAGE_NOT_FOUND = "Message not found"
 
 
 def send_message(
-    actor: Actor, task_id: int, *, message: str, attachments: list[Any] | None = None, reply_to: int | None = None
+    actor: Actor, task_id: int, *, message: str, attachments: list[int] | None = None,
+    reply_to: int | None = None, client_id: str | None = None, mentions: list[int] | None = None,
 ) -> ChatMessage:
-    """Store a message and its activity entry in one transaction, then tell the room."""
+    """Store a message once. A retry with the same clientId stores and announces
+    nothing and returns the message stored first, with `duplicate` set."""
     require_permission(task_id, actor.id, "can_comment", NO_SEND_PERMISSION)
-    if reply_to is not None:
-        parent_task = db.session.scalar(select(ChatMessage.task_id).where(ChatMessage.id == reply_to))
-        if parent_task != task_id:
-            raise ValidationError(
-                "replyTo must be a message of the same task", details={"replyTo": ["No such message in this task."]}
-            )
-    chat = ChatMessage(
-        task_id=task_id, user_id=actor.id, message=message, attachments=list(attachments or []), reply_to=reply_to
-    )
-    db.session.add(chat)
-    db.session.flush()
-    activity.record(
-        user_id=actor.id, action="created", entity_type="task_chat", entity_id=chat.id, task_id=task_id,
-        new_values={"message": message[:100], "attachments": len(chat.attachments), "replyTo": reply_to},
-        description=f"Chat message sent in task {task_id}",
-    )
-    db.session.commit()
-    notify.message_created(chat)
+    with chat_write(task_id):
+        seq = next_seq(task_id)
+        if client_id is not None and (first := _sent_before(actor, client_id, task_id)) is not None:
+            db.session.rollback()  # gives the sequence number back
+            return first
+        if reply_to is not None:
+            _check_parent(task_id, reply_to)
+        mentioned = _check_mentions(task_id, mentions or [])
+        files = attachments_of(actor, task_id, attachments or [])
+        chat = ChatMessage(
+            task_id=task_id, user_id=actor.id, message=message, reply_to=reply_to, client_id=client_id,
+            mentions=mentioned, attachments=[describe(f) for f in files],
+            previous_id=_last_id(task_id), seq=seq, version=seq,
+        )
+        db.session.add(chat)
+        db.session.flush()
+        for file in files:
+            file.message_id = chat.id
+        activity.record(
+            user_id=actor.id, action="created", entity_type="task_chat", entity_id=chat.id, task_id=task_id,
+            new_values={"message": message[:100], "attachments": len(files), "replyTo": reply_to},
+            description=f"Chat message sent in task {task_id}",
+        )
+        mentions_made = notifications.record_mentions(actor, chat)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # The same clientId committed meanwhile, from another task's writer.
+            db.session.rollback()
+            first = _sent_before(actor, client_id, task_id) if client_id is not None else None
+            if first is None:
+                raise
+            return first
+        chat.duplicate = False
+        notify.message_created(chat)
+        notify.typing_ended(task_id, actor)
+        for notification in mentions_made:
+            notify.notification_created(notification)
     return chat
 
 
-def history(actor: Actor, task_id: int, *, before: int | None = None, limit: int = 50) -> Page:
-    """Newest first; `before` pages further back."""
-    require_member(task_id, actor.id)
-    query = select(ChatMessage).where(ChatMessage.task_id == task_id).order_by(ChatMessage.id.desc())
-    if before is not None:
-        query = query.where(ChatMessage.id < before)
-    return fetch_page(query, limit)
+def _sent_before(actor: Actor, client_id: str, task_id: int) -> ChatMessage | None:
+    first = db.session.scalar(
+        select(ChatMessage).where(ChatMessage.user_id == actor.id, ChatMessage.client_id == client_id)
+    )
+    if first is None:
+        return None
+    if first.task_id != task_id:
+        raise ClientIdReused(details={"clientId": ["Already used for a message in another task."]})
+    first.duplicate = True
+    return first
 
+
+def _check_parent(task_id: int, reply_to: int) -> None:
+    parent_task = db.session.scalar(select(ChatMessage.task_id).where(ChatMessage.id == reply_to))
+    if parent_task != task_id:
+        raise ValidationError(
+            "replyTo must be a message of the same task", details={"replyTo": ["No such message in this task."]}
+        )
+
+
+def _check_mentions(task_id: int, user_ids: list[int]) -> list[int]:
+    wanted = list(dict.fromkeys(user_ids))
+    if not wanted:
+        return []
+    members = set(db.session.scalars(
+        select(TaskMember.user_id).where(TaskMember.task_id == task_id, TaskMember.user_id.in_(wanted))
+    ))
+    strangers = [u for u in wanted if u not in members]
+    if strangers:
+        raise ValidationError(
+            "Only members of the task can be mentioned",
+            details={"mentions": [f"User {u} is not a member of this task." for u in strangers]},
+        )
+    return wanted
+
+
+def attachments_of(actor: Actor, task_id: int, ids: list[int]) -> list[Attachment]:
+    """The sender's own uploads to this task that no message has taken yet."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = {
+        a.id: a for a in db.session.scalars(
+            select(Attachment).where(
+                Attachment.id.in_(wanted), Attachment.task_id == task_id,
+                Attachment.uploader_id == actor.id, Attachment.message_id.is_(None),
+            )
+        )
+    }
+    unusable = [i for i in wanted if i not in found]
+    if unusable:
+        raise ValidationError(
+            "Attachments must be your own unsent uploads to this task",
+            details={"attachments": [f"Attachment {i} cannot be used." for i in unusable]},
+        )
+    return [found[i] for i in wanted]
+
+
+def _last_id(task_id: int) -> int | None:
+    return db.session.scalar(select(func.max(ChatMessage.id)).where(ChatMessage.task_id == task_id))
+
+
+def locate(actor: Actor, message_id: int, task_id: int | None = None) -> tuple[ChatMessage, TaskMember]:
+    """The message and the actor's membership of its task. With a task id (REST
+    paths), a non-member gets that task's 403 and a message of another task 404;
+    without (socket events), a message the actor cannot see is simply not found."""
+    if task_id is not None:
+        member = require_member(task_id, actor.id)
+    message = db.session.get(ChatMessage, message_id)
+    if message is None or (task_id is not None and message.task_id != task_id):
+        raise NotFound(MESSAGE_NOT_FOUND)
+    if task_id is None:
+        member = db.session.get(TaskMember, (message.task_id, actor.id))
+        if member is None:
+            raise NotFound(MESSAGE_NOT_FOUND)
+    return message, member
+
+
+def reload(message_id: int) -> ChatMessage:
+    """The message as committed now, read under the task's write lock."""
+    return db.session.get(ChatMessage, message_id, populate_existing=True)
+
+
+def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None = None) -> ChatMessage:
+    """Only the author, while they may still send; the replaced text is kept."""
+    message, member = locate(actor, message_id, task_id)
+    if message.user_id != actor.id:
+        raise Forbidden("Only the author can edit this message")
+    if not member.can_comment:
+        raise Forbidden(NO_SEND_PERMISSION)
+    with chat_write(message.task_id):
+        seq = next_seq(message.task_id)
+        message = reload(message_id)
+        if message.deleted:
+            raise MessageDeleted()
+        if message.message == text:  # a retried edit changes nothing
+            db.session.rollback()
+            return message
+        db.session.add(MessageEdit(
+            message_id=message.id, message=message.message, written_at=message.edited_at or message.created_at,
+        ))
+        message.message, message.edited_at, message.version = text, utcnow(), seq
+        activity.record(
+            user_id=actor.id, action="updated", entity_type="task_chat", entity_id=message.id,
+            task_id=message.task_id, new_values={"message": text[:100]},
+            description=f"Chat message edited in task {message.task_id}",
+        )
+        db.session.commit()
+        notify.message_updated(message)
+    return message
+
+
+def delete_message(actor: Actor, message_id: int, task_id: int | None = None) -> ChatMessage:
+    """The author or a task owner. Soft: the row stays as a tombstone; its text,
+    files, reactions and earlier versions go. Deleting twice is not an error."""
+    message, member = locate(actor, message_id, task_id)
+    if message.user_id != actor.id and member.role != "owner":
+        raise Forbidden("Only the author or the task owner can delete this message")
+    with chat_write(message.task_id):
+        seq = next_seq(message.task_id)
+        message = reload(message_id)
+        if message.deleted:
+            db.session.rollback()
+            return message
+        files = list(db.session.scalars(select(Attachment).where(Attachment.message_id == message.id)))
+        paths = file_paths(files)
+        for file in files:
+            db.session.delete(file)
+        db.session.execute(delete(MessageEdit).where(MessageEdit.message_id == message.id))
+        db.session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+        message.message, message.attachments, message.mentions = "", [], []
+        message.deleted_at, message.deleted_by, message.version = utcnow(), actor.id, seq
+        activity.record(
+            user_id=actor.id, action="deleted", entity_type="task_chat", entity_id=message.id,
+            task_id=message.task_id, description=f"Chat message deleted in task {message.task_id}",
+        )
+        db.session.commit()
+        db.session.expire(message, ["reactions"])
+        remove_files(paths)
+        notify.message_deleted(message)
+    return message

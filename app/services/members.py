@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from ..auth import Actor
 from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db
-from ..models import TaskMember, User
+from ..models import ChatMessage, TaskMember, User
 from ..realtime import notify
 from . import activity
 from .access import membership, require_member, require_permission
@@ -43,7 +43,9 @@ def add_member(actor: Actor, task_id: int, *, user_id: int, role: str) -> TaskMe
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("User not found")
-    member = TaskMember(task_id=task_id, user_id=user_id, role=role)
+    # A new member starts with the chat read: its history is there to scroll, not a backlog.
+    last_id = db.session.scalar(select(func.max(ChatMessage.id)).where(ChatMessage.task_id == task_id)) or 0
+    member = TaskMember(task_id=task_id, user_id=user_id, role=role, last_read_id=last_id)
     db.session.add(member)
     activity.record(
         user_id=actor.id, action="member_added", entity_type="task_member", entity_id=user_id, task_id=task_id,

@@ -10,7 +10,7 @@ from ..auth import Actor
 from ..extensions import db
 from ..models import Task, TaskMember
 from ..realtime import notify
-from . import activity
+from . import activity, reads
 from .access import require_member, require_permission
 
 _EDITABLE = ("title", "description", "status")
@@ -34,19 +34,25 @@ def create_task(actor: Actor, *, title: str, description: str = "", status: str 
 
 
 def my_tasks(actor: Actor) -> list[TaskMember]:
-    """The actor's memberships, newest task first; each carries its task."""
-    rows = db.session.scalars(
-        select(TaskMember)
+    """The actor's memberships, newest task first; each carries its task and unread count."""
+    rows = db.session.execute(
+        select(TaskMember, reads.unread_column())
         .join(TaskMember.task)
         .options(contains_eager(TaskMember.task))
         .where(TaskMember.user_id == actor.id)
         .order_by(Task.id.desc())
     )
-    return list(rows)
+    members = []
+    for member, unread in rows:
+        member.unread_count = unread
+        members.append(member)
+    return members
 
 
 def get_task(actor: Actor, task_id: int) -> TaskMember:
-    return require_member(task_id, actor.id)
+    member = require_member(task_id, actor.id)
+    member.unread_count = reads.unread_count(member)
+    return member
 
 
 def update_task(actor: Actor, task_id: int, changes: dict[str, Any]) -> TaskMember:

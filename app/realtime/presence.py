@@ -1,0 +1,138 @@
+"""Who is connected, who is in which task room, and who is typing: this process's view.
+
+A socket lives in one process, so the socket table is local by nature. Presence
+and typing are per user: a user with three tabs is online once, joins when the
+first tab enters and leaves when the last one goes. With several processes each
+counts its own sockets; a shared (Redis) registry is future work.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ..auth import Actor
+
+SocketKey = tuple[str, str]  # (namespace, sid)
+
+
+@dataclass
+class SocketState:
+    actor: Actor
+    tasks: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Typing:
+    name: str
+    announced_at: float
+    last_seen: float
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: dict[SocketKey, SocketState] = {}
+        self._by_user: dict[int, set[SocketKey]] = {}
+        # task id -> user id -> how many of the user's sockets are in the room
+        self._present: dict[int, dict[int, int]] = {}
+        self._names: dict[int, str] = {}
+        self._typing: dict[tuple[int, int], Typing] = {}
+
+    # ---- sockets ----------------------------------------------------------------
+    def add_socket(self, key: SocketKey, actor: Actor) -> None:
+        with self._lock:
+            self._sockets[key] = SocketState(actor)
+            self._by_user.setdefault(actor.id, set()).add(key)
+            self._names[actor.id] = actor.name
+
+    def remove_socket(self, key: SocketKey) -> SocketState | None:
+        """Forget the socket; its rooms must have been left first."""
+        with self._lock:
+            state = self._sockets.pop(key, None)
+            if state is not None:
+                keys = self._by_user.get(state.actor.id, set())
+                keys.discard(key)
+                if not keys:
+                    self._by_user.pop(state.actor.id, None)
+            return state
+
+    def socket(self, key: SocketKey) -> SocketState | None:
+        return self._sockets.get(key)
+
+    def sockets_of(self, user_id: int) -> list[SocketKey]:
+        with self._lock:
+            return list(self._by_user.get(user_id, ()))
+
+    # ---- rooms ------------------------------------------------------------------
+    def enter(self, key: SocketKey, task_id: int) -> bool:
+        """True when this is the user's first socket in the room."""
+        with self._lock:
+            state = self._sockets.get(key)
+            if state is None or task_id in state.tasks:
+                return False
+            state.tasks.add(task_id)
+            users = self._present.setdefault(task_id, {})
+            users[state.actor.id] = users.get(state.actor.id, 0) + 1
+            return users[state.actor.id] == 1
+
+    def leave(self, key: SocketKey, task_id: int) -> bool:
+        """True when this was the user's last socket in the room."""
+        with self._lock:
+            state = self._sockets.get(key)
+            if state is None or task_id not in state.tasks:
+                return False
+            state.tasks.discard(task_id)
+            users = self._present.get(task_id, {})
+            count = users.get(state.actor.id, 1) - 1
+            if count > 0:
+                users[state.actor.id] = count
+                return False
+            users.pop(state.actor.id, None)
+            if not users:
+                self._present.pop(task_id, None)
+            return True
+
+    def online(self, task_id: int) -> list[dict[str, object]]:
+        with self._lock:
+            users = sorted(self._present.get(task_id, {}))
+            return [{"userId": u, "userName": self._names.get(u, "")} for u in users]
+
+    def is_present(self, task_id: int, user_id: int) -> bool:
+        return user_id in self._present.get(task_id, {})
+
+    def drop_task(self, task_id: int) -> None:
+        with self._lock:
+            for state in self._sockets.values():
+                state.tasks.discard(task_id)
+            self._present.pop(task_id, None)
+            for key in [k for k in self._typing if k[0] == task_id]:
+                del self._typing[key]
+
+    # ---- typing -----------------------------------------------------------------
+    def typing_started(self, task_id: int, actor: Actor, now: float, throttle: float) -> bool:
+        """True when `user_typing` should go out: first start, or the throttle has passed."""
+        with self._lock:
+            state = self._typing.get((task_id, actor.id))
+            if state is not None and now - state.announced_at < throttle:
+                state.last_seen = now
+                return False
+            self._typing[(task_id, actor.id)] = Typing(actor.name, now, now)
+            return True
+
+    def typing_stopped(self, task_id: int, user_id: int) -> bool:
+        """True when the user was typing, so `user_stopped_typing` should go out."""
+        with self._lock:
+            return self._typing.pop((task_id, user_id), None) is not None
+
+    def typing_expired(self, now: float, timeout: float) -> list[tuple[int, int]]:
+        with self._lock:
+            gone = [key for key, state in self._typing.items() if now - state.last_seen >= timeout]
+            for key in gone:
+                del self._typing[key]
+            return gone
+
+    def anyone_typing(self) -> bool:
+        return bool(self._typing)
+
+
+registry = Registry()

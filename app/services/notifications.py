@@ -1,0 +1,60 @@
+"""Stored notifications: today, mentions. Unread ones are listed first."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select, update
+
+from ..auth import Actor
+from ..extensions import db
+from ..models import ChatMessage, Notification, utcnow
+
+
+def record_mentions(actor: Actor, message: ChatMessage) -> list[Notification]:
+    """One notification per mentioned member, in the sender's transaction. Mentioning yourself notifies nobody."""
+    made = [
+        Notification(user_id=user_id, type="mention", task_id=message.task_id, message_id=message.id,
+                     from_user_id=actor.id)
+        for user_id in message.mentions if user_id != actor.id
+    ]
+    db.session.add_all(made)
+    return made
+
+
+@dataclass
+class NotificationPage:
+    items: list[Notification]
+    has_more: bool
+    unread_count: int
+
+
+def unread_count(user_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )
+
+
+def list_notifications(actor: Actor, *, limit: int = 50) -> NotificationPage:
+    rows = list(db.session.scalars(
+        select(Notification).where(Notification.user_id == actor.id)
+        .order_by(case((Notification.read_at.is_(None), 0), else_=1), Notification.id.desc())
+        .limit(limit + 1)
+    ))
+    return NotificationPage(items=rows[:limit], has_more=len(rows) > limit, unread_count=unread_count(actor.id))
+
+
+@dataclass
+class ReadResult:
+    updated: int
+    unread_count: int
+
+
+def mark_read(actor: Actor, ids: list[int] | None = None) -> ReadResult:
+    """The given notifications of the actor, or all of them; others' ids are ignored."""
+    query = update(Notification).where(Notification.user_id == actor.id, Notification.read_at.is_(None))
+    if ids is not None:
+        query = query.where(Notification.id.in_(ids))
+    updated = db.session.execute(query.values(read_at=utcnow())).rowcount
+    db.session.commit()
+    return ReadResult(updated=updated, unread_count=unread_count(actor.id))

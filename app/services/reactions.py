@@ -1,0 +1,49 @@
+"""Reactions: one per message, user and emoji."""
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from ..auth import Actor
+from ..errors import NO_SEND_PERMISSION, Forbidden, MessageDeleted
+from ..extensions import db
+from ..models import ChatMessage, Reaction
+from ..realtime import notify
+from .chat import locate, reload
+from .ordering import chat_write, next_seq
+
+
+def add_reaction(actor: Actor, message_id: int, emoji: str, task_id: int | None = None) -> ChatMessage:
+    return _change(actor, message_id, emoji, task_id, add=True)
+
+
+def remove_reaction(actor: Actor, message_id: int, emoji: str, task_id: int | None = None) -> ChatMessage:
+    return _change(actor, message_id, emoji, task_id, add=False)
+
+
+def _change(actor: Actor, message_id: int, emoji: str, task_id: int | None, *, add: bool) -> ChatMessage:
+    """Reacting is commenting: it needs `can_comment`. Adding a reaction that is
+    there, or removing one that is not, changes and announces nothing."""
+    message, member = locate(actor, message_id, task_id)
+    if not member.can_comment:
+        raise Forbidden(NO_SEND_PERMISSION)
+    with chat_write(message.task_id):
+        seq = next_seq(message.task_id)
+        message = reload(message_id)
+        if message.deleted:
+            raise MessageDeleted()
+        key = (message.id, actor.id, emoji)
+        exists = db.session.get(Reaction, key) is not None
+        if exists == add:
+            db.session.rollback()
+            return message
+        if add:
+            db.session.add(Reaction(message_id=message.id, user_id=actor.id, emoji=emoji))
+        else:
+            db.session.execute(delete(Reaction).where(
+                Reaction.message_id == message.id, Reaction.user_id == actor.id, Reaction.emoji == emoji
+            ))
+        message.version = seq
+        db.session.commit()
+        db.session.expire(message, ["reactions"])
+        notify.reaction_updated(message, emoji, actor, "added" if add else "removed")
+    return message

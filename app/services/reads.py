@@ -1,0 +1,64 @@
+"""Read state: how far each member has read a task's chat."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, func, or_, select, update
+
+from ..auth import Actor
+from ..errors import ValidationError
+from ..extensions import db
+from ..models import ChatMessage, TaskMember
+from ..realtime import notify
+from .access import require_member
+
+
+def unread_query(task_id, user_id, last_read_id) -> Select:
+    """Messages of others, not deleted, newer than what the member read.
+    Arguments may be columns, so the same rule counts for a list of tasks."""
+    return (
+        select(func.count(ChatMessage.id))
+        .where(
+            ChatMessage.task_id == task_id, ChatMessage.id > last_read_id, ChatMessage.deleted_at.is_(None),
+            or_(ChatMessage.user_id.is_(None), ChatMessage.user_id != user_id),
+        )
+    )
+
+
+def unread_count(member: TaskMember) -> int:
+    return db.session.scalar(unread_query(member.task_id, member.user_id, member.last_read_id))
+
+
+def unread_column():
+    """The unread count of each TaskMember row of a query."""
+    return unread_query(TaskMember.task_id, TaskMember.user_id, TaskMember.last_read_id).scalar_subquery()
+
+
+@dataclass
+class ReadState:
+    task_id: int
+    last_read_id: int
+    unread_count: int
+
+
+def mark_read(actor: Actor, task_id: int, message_id: int) -> ReadState:
+    """Read up to a message of the task. The mark only moves forward, so devices
+    that report out of order cannot move it back."""
+    member = require_member(task_id, actor.id)
+    exists = db.session.scalar(
+        select(ChatMessage.id).where(and_(ChatMessage.id == message_id, ChatMessage.task_id == task_id))
+    )
+    if exists is None:
+        raise ValidationError("messageId must be a message of this task", details={"messageId": ["No such message in this task."]})
+    # One conditional UPDATE, so two devices racing cannot move it backwards.
+    moved = db.session.execute(
+        update(TaskMember)
+        .where(TaskMember.task_id == task_id, TaskMember.user_id == actor.id, TaskMember.last_read_id < message_id)
+        .values(last_read_id=message_id)
+    ).rowcount == 1
+    db.session.commit()
+    db.session.refresh(member)
+    state = ReadState(task_id=task_id, last_read_id=member.last_read_id, unread_count=unread_count(member))
+    if moved:
+        notify.read_updated(actor.id, state)
+    return state

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import update
 
+from ..errors import NO_TASK_ACCESS, Forbidden
 from ..extensions import db
 from ..models import Task
 
@@ -37,6 +38,12 @@ def chat_write(task_id: int) -> Iterator[None]:
 
 def next_seq(task_id: int) -> int:
     """The task's next change number; holds the task's write lock until commit."""
-    return db.session.execute(
-        update(Task).where(Task.id == task_id).values(chat_seq=Task.chat_seq + 1).returning(Task.chat_seq)
-    ).scalar_one()
+    # updated_at is named so that its onupdate does not fire: chatting is not editing the task.
+    seq = db.session.execute(
+        update(Task).where(Task.id == task_id)
+        .values(chat_seq=Task.chat_seq + 1, updated_at=Task.updated_at)
+        .returning(Task.chat_seq)
+    ).scalar_one_or_none()
+    if seq is None:  # deleted since the caller's permission check
+        raise Forbidden(NO_TASK_ACCESS)
+    return seq

@@ -55,14 +55,18 @@ def history(
 
 
 def _around(task_id: int, anchor: int, limit: int) -> MessagePage:
-    older_count = (limit - 1) // 2
-    older, more_before = _take(
-        _in_task(task_id).where(ChatMessage.id < anchor).order_by(ChatMessage.id.desc()), older_count
-    )
-    newer, more_after = _take(
-        _in_task(task_id).where(ChatMessage.id >= anchor).order_by(ChatMessage.id), limit - len(older)
-    )
-    return MessagePage(older[::-1] + newer, more_before or more_after, more_before, more_after)
+    """The anchor in the middle; near either end of the chat the other side fills the page."""
+    older = list(db.session.scalars(
+        _in_task(task_id).where(ChatMessage.id < anchor).order_by(ChatMessage.id.desc()).limit(limit + 1)
+    ))
+    newer = list(db.session.scalars(
+        _in_task(task_id).where(ChatMessage.id >= anchor).order_by(ChatMessage.id).limit(limit + 1)
+    ))
+    take_older = min(len(older), max((limit - 1) // 2, limit - len(newer)))
+    take_newer = min(len(newer), limit - take_older)
+    more_before, more_after = len(older) > take_older, len(newer) > take_newer
+    items = older[:take_older][::-1] + newer[:take_newer]
+    return MessagePage(items, more_before or more_after, more_before, more_after)
 
 
 @dataclass

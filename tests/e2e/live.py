@@ -128,10 +128,20 @@ def _command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
     raise ValueError(kind)
 
 
-def start_server(kind: str, database_url: str, workdir: Path) -> LiveServer:
-    port = free_port()
+def _log_path(workdir: Path, kind: str, port: int) -> Path:
+    """`<kind>-<port>.log`; a restart on the same port gets `<kind>-<port>-2.log` and so on."""
+    path, n = workdir / f"{kind}-{port}.log", 1
+    while path.exists():
+        n += 1
+        path = workdir / f"{kind}-{port}-{n}.log"
+    return path
+
+
+def start_server(kind: str, database_url: str, workdir: Path, port: int | None = None) -> LiveServer:
+    """Start a server of `kind` on `port` (default: a free one) and wait until /health answers."""
+    port = free_port() if port is None else port
     cmd, extra = _command(kind, port)
-    log_path = workdir / f"{kind}-{port}.log"
+    log_path = _log_path(workdir, kind, port)
     log_file = open(log_path, "wb")
     process = subprocess.Popen(
         cmd, cwd=ROOT, env=server_env(database_url, **extra), stdin=subprocess.DEVNULL,
@@ -156,6 +166,22 @@ def start_server(kind: str, database_url: str, workdir: Path) -> LiveServer:
     server.stop()
     pytest.fail(f"the {kind} server did not become healthy within {START_TIMEOUT:.0f}s ({last_error})\n{tail}",
                 pytrace=False)
+
+
+def restart_server(server: LiveServer, database_url: str, workdir: Path) -> Path:
+    """Stop `server` (SIGTERM, as a deploy does; SIGKILL only if it lingers) and start
+    the same kind again on the same port and database.
+
+    The LiveServer is updated in place, so whoever holds it (a fixture, the failure
+    report) sees the new process. Answers the log file of the stopped process.
+    """
+    server.stop()
+    old_log = server.log_path
+    new = start_server(server.kind, database_url, workdir, port=server.port)
+    server.process, server.log_path, server._log_file, server._terminated = (
+        new.process, new.log_path, new._log_file, False
+    )
+    return old_log
 
 
 class ServerPool:

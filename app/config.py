@@ -85,7 +85,10 @@ def parse_seconds(value: str | None, name: str, default: float) -> float:
 
 
 def parse_mime_types(value: str | None) -> frozenset[str]:
-    types = {t.strip().lower() for t in (value or DEFAULT_ATTACHMENT_TYPES).split(",") if t.strip()}
+    """A comma list of MIME types; a list with no entry at all (unset, blank, only
+    commas) means the defaults, as for CORS_ORIGINS, not "no uploads allowed"."""
+    types = {t.strip().lower() for t in (value or "").split(",") if t.strip()}
+    types = types or {t.strip() for t in DEFAULT_ATTACHMENT_TYPES.split(",")}
     for mime in types:
         if not re.match(r"^[a-z0-9.+-]+/[a-z0-9.+-]+$", mime):
             raise ConfigError(f"ATTACHMENT_TYPES: {mime!r} is not a MIME type such as image/png")

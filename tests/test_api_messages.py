@@ -1,11 +1,19 @@
 """REST: /api/tasks/<id>/messages (send, page back) and /api/tasks/<id>/activity."""
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from conftest import assert_error, events
 
-MESSAGE_KEYS = {"id", "taskId", "userId", "message", "attachments", "replyTo", "createdAt", "user"}
+MESSAGE_KEYS = {
+    "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
+    "clientId", "previousId", "version", "createdAt", "editedAt", "deleted", "deletedAt", "user",
+}
+SENT_KEYS = MESSAGE_KEYS | {"duplicate"}  # the answer to a send says whether it was a retry
+PAGE_KEYS = {"items", "hasMore", "hasMoreBefore", "hasMoreAfter"}
+ATTACHMENT_KEYS = {"id", "name", "size", "mimeType", "url"}
 ACTIVITY_KEYS = {"id", "userId", "action", "entityType", "entityId", "taskId", "oldValues", "newValues",
                  "description", "createdAt"}
 
@@ -20,6 +28,20 @@ def send(client, task: dict, user, text: str = "Hello", **extra):
 
 def sent(client, task: dict, user, text: str = "Hello", **extra) -> dict:
     response = send(client, task, user, text, **extra)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def stored_form(sent_message: dict) -> dict:
+    """A send's answer as history and broadcasts show it: without `duplicate`."""
+    assert "duplicate" in sent_message, sent_message
+    return {k: v for k, v in sent_message.items() if k != "duplicate"}
+
+
+def upload(client, task: dict, user, name: str = "plan.pdf", data: bytes = b"%PDF-1.4 plan") -> dict:
+    """Upload a file to the task: what a message's `attachments` then names by id."""
+    response = client.post(f"/api/tasks/{task['id']}/attachments", data={"file": (io.BytesIO(data), name)},
+                           headers=user.headers, content_type="multipart/form-data")
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -42,26 +64,61 @@ def test_send_returns_201_and_the_message(client, task, bob):
 
     assert response.status_code == 201
     message = response.get_json()
-    assert set(message) == MESSAGE_KEYS
+    assert set(message) == SENT_KEYS
     assert type(message["id"]) is int
     assert message["taskId"] == task["id"] and type(message["taskId"]) is int
     assert message["userId"] == bob.id and type(message["userId"]) is int
     assert message["message"] == "Hello team"
     assert message["attachments"] == []
-    assert message["replyTo"] is None
+    assert message["replyTo"] is None and message["replyPreview"] is None
+    assert (message["mentions"], message["reactions"]) == ([], [])
+    assert message["clientId"] is None
+    assert message["previousId"] is None, "the task's first message follows nothing"
+    assert type(message["version"]) is int and message["version"] >= 1
     assert message["createdAt"].endswith("Z")
+    assert (message["editedAt"], message["deleted"], message["deletedAt"]) == (None, False, None)
+    assert message["duplicate"] is False
     assert message["user"] == {"id": bob.id, "firstName": "Bob", "lastName": "Editor"}
 
 
-def test_send_keeps_attachments_and_reply(client, task, alice, bob):
+def test_send_links_each_message_to_the_previous_one(client, task, alice, bob):
+    first = sent(client, task, alice, "one")
+    second = sent(client, task, bob, "two")
+
+    assert second["previousId"] == first["id"]
+    assert second["version"] > first["version"]
+
+
+def test_send_keeps_uploaded_attachments_and_reply(client, task, alice, bob):
     first = sent(client, task, alice, "Question?")
-    files = [{"name": "a.png", "url": "https://example.com/a.png"}, "plain"]
+    pdf = upload(client, task, bob, "plan.pdf", b"%PDF-1.4 plan")
+    note = upload(client, task, bob, "note.txt", b"remember")
 
-    reply = sent(client, task, bob, "Answer", attachments=files, replyTo=first["id"])
+    reply = sent(client, task, bob, "Answer", attachments=[pdf["id"], note["id"]], replyTo=first["id"])
 
-    assert reply["attachments"] == files
+    assert set(pdf) == ATTACHMENT_KEYS
+    assert (pdf["name"], pdf["size"], pdf["mimeType"]) == ("plan.pdf", len(b"%PDF-1.4 plan"), "application/pdf")
+    assert (note["name"], note["mimeType"]) == ("note.txt", "text/plain")
+    assert reply["attachments"] == [pdf, note], "in the order sent, as the uploads described them"
     assert reply["replyTo"] == first["id"]
-    assert history(client, task, alice)["items"][0] == reply
+    assert reply["replyPreview"] == {
+        "messageId": first["id"], "userId": alice.id, "userName": "Alice Owner", "excerpt": "Question?",
+        "deleted": False,
+    }
+    assert history(client, task, alice)["items"][0] == stored_form(reply)
+
+
+@pytest.mark.parametrize("legacy", [
+    ["plain"],
+    [{"name": "a.png", "url": "https://example.com/a.png"}],
+    [{"name": "a.png", "url": "https://example.com/a.png"}, "plain"],
+], ids=["a string", "an object", "both"])
+def test_send_legacy_attachments_are_now_a_validation_error(client, task, alice, legacy):
+    """Attachments used to be any strings or objects; now they are upload ids only."""
+    error = assert_error(send(client, task, alice, "files", attachments=legacy), 422, "validation_error")
+
+    assert "attachments" in error["details"]
+    assert history(client, task, alice)["items"] == []
 
 
 def test_send_null_attachments_means_none(client, task, alice):
@@ -81,7 +138,8 @@ def test_send_message_of_exactly_4000_characters_is_accepted(client, task, alice
         ({}, "message"),
         ({"message": 12}, "message"),
         ({"message": "hi", "attachments": "file"}, "attachments"),
-        ({"message": "hi", "attachments": list(range(11))}, "attachments"),
+        ({"message": "hi", "attachments": list(range(1, 12))}, "attachments"),
+        ({"message": "hi", "attachments": [123456]}, "attachments"),
         ({"message": "hi", "replyTo": "first"}, "replyTo"),
         ({"message": "hi", "replyTo": 99999999999}, "replyTo"),
     ],
@@ -139,7 +197,7 @@ def test_send_broadcasts_new_message_to_the_room(client, socket, task, alice, bo
     message = sent(client, task, alice, "  over REST ")
 
     [payload] = events(sock, "new_message")
-    assert payload == {"message": message, "taskId": task["id"]}
+    assert payload == {"message": stored_form(message), "taskId": task["id"]}
 
 
 def test_refused_send_broadcasts_nothing(client, socket, task, alice, carol):
@@ -168,6 +226,10 @@ def test_history_is_newest_first_in_pages(client, task, alice, bob):
     assert second["hasMore"] is True
     assert [m["id"] for m in third["items"]] == [ids[0]]
     assert third["hasMore"] is False
+    for page in (first, second, third):
+        assert set(page) == PAGE_KEYS
+        # Only an `around` page says which side has more.
+        assert (page["hasMoreBefore"], page["hasMoreAfter"]) == (None, None)
     assert set(first["items"][0]) == MESSAGE_KEYS
 
 
@@ -211,6 +273,10 @@ def test_viewer_may_read_history(client, alice, carol, make_task, add_member):
         ({"before": "last"}, "before"),
         ({"before": 0}, "before"),
         ({"before": 99999999999}, "before"),
+        ({"after": -1}, "after"),
+        ({"around": 0}, "around"),
+        ({"before": 5, "after": 1}, "_schema"),  # one cursor at most
+        ({"after": 1, "around": 5}, "_schema"),
     ],
 )
 def test_history_bad_paging_is_422(client, task, alice, query, field):

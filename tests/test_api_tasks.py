@@ -8,6 +8,8 @@ from conftest import assert_error, events
 OWNER_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True}
 EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}
 TASK_KEYS = {"id", "title", "description", "status", "createdBy", "createdAt", "updatedAt", "role", "permissions"}
+# Reading a task (list and get) also tells the reader how many messages they have not read.
+READ_TASK_KEYS = TASK_KEYS | {"unreadCount"}
 HUGE_ID = 99999999999
 
 
@@ -40,7 +42,22 @@ def test_list_holds_only_my_tasks_with_my_role_newest_first(client, alice, bob, 
     assert [t["id"] for t in bobs] == [second["id"]]
     assert bobs[0]["role"] == "viewer"
     assert bobs[0]["permissions"] == {"canRead": True, "canComment": False, "canEdit": False, "canManageMembers": False}
-    assert set(bobs[0]) == TASK_KEYS
+    assert all(set(t) == READ_TASK_KEYS and t["unreadCount"] == 0 for t in alices + bobs)
+
+
+def test_list_and_get_count_the_messages_of_others_i_have_not_read(client, task, alice, bob, make_task):
+    quiet = make_task(alice, "Quiet")
+    for text in ("one", "two"):
+        client.post(f"/api/tasks/{task['id']}/messages", json={"message": text}, headers=alice.headers)
+    client.post(f"/api/tasks/{task['id']}/messages", json={"message": "mine"}, headers=bob.headers)
+
+    def unread(user) -> dict[int, int]:
+        listed = client.get("/api/tasks", headers=user.headers).get_json()["items"]
+        return {t["id"]: t["unreadCount"] for t in listed}
+
+    assert unread(bob) == {task["id"]: 2}, "his own message is not unread"
+    assert unread(alice) == {task["id"]: 1, quiet["id"]: 0}
+    assert client.get(f"/api/tasks/{task['id']}", headers=bob.headers).get_json()["unreadCount"] == 2
 
 
 # ---- create ---------------------------------------------------------------------
@@ -108,6 +125,7 @@ def test_get_as_member_carries_my_role(client, task, bob):
     assert body["title"] == task["title"]
     assert body["role"] == "editor"
     assert body["permissions"] == EDITOR_PERMISSIONS
+    assert set(body) == READ_TASK_KEYS and body["unreadCount"] == 0
 
 
 def test_get_non_member_and_nonexistent_task_get_the_same_403(client, task, carol):

@@ -3,7 +3,9 @@ from datetime import timedelta
 
 import pytest
 
-from app.config import DEFAULT_CORS_ORIGINS, ConfigError, load_config, parse_duration, parse_origins
+from app.config import (
+    DEFAULT_CORS_ORIGINS, ConfigError, load_config, parse_duration, parse_mime_types, parse_origins,
+)
 
 STRONG = "s" * 40
 
@@ -92,3 +94,53 @@ def test_unsafe_production_settings_are_refused(override, message):
 def test_malformed_settings_are_refused(env, message):
     with pytest.raises(ConfigError, match=message):
         load_config(env)
+
+
+# ---- chat settings: attachments and typing ---------------------------------------------------
+def test_chat_settings_have_defaults(tmp_path):
+    config = load_config({}, instance_path=str(tmp_path))
+    assert config["ATTACHMENTS_DIR"] == str(tmp_path / "attachments")
+    assert config["ATTACHMENT_MAX_BYTES"] == 10 * 1024 * 1024
+    assert {"text/plain", "image/png", "application/pdf"} <= config["ATTACHMENT_TYPES"]
+    assert isinstance(config["ATTACHMENT_TYPES"], frozenset)
+    assert (config["TYPING_THROTTLE_SECONDS"], config["TYPING_TIMEOUT_SECONDS"]) == (3.0, 6.0)
+
+
+def test_attachment_settings_are_read(tmp_path):
+    config = load_config({"ATTACHMENTS_DIR": str(tmp_path / "files"), "ATTACHMENT_MAX_BYTES": "2048",
+                          "ATTACHMENT_TYPES": " Image/PNG , text/plain,,"})
+    assert config["ATTACHMENTS_DIR"] == str(tmp_path / "files")
+    assert config["ATTACHMENT_MAX_BYTES"] == 2048
+    assert config["ATTACHMENT_TYPES"] == frozenset({"image/png", "text/plain"}), "trimmed and lower-cased"
+
+
+@pytest.mark.parametrize("value", ["", " ", " , ,"])
+def test_an_empty_attachment_type_list_means_the_defaults(value):
+    """As for CORS_ORIGINS: a blank list does not silently refuse every upload."""
+    assert parse_mime_types(value) == load_config({})["ATTACHMENT_TYPES"]
+
+
+@pytest.mark.parametrize("value", ["png", "image/", "/png", "image/png; charset=x", "*/*", "text/plain,pdf"])
+def test_malformed_attachment_types_are_refused(value):
+    with pytest.raises(ConfigError, match="ATTACHMENT_TYPES"):
+        load_config({"ATTACHMENT_TYPES": value})
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "10MB", "1.5"])
+def test_malformed_attachment_sizes_are_refused(value):
+    with pytest.raises(ConfigError, match="ATTACHMENT_MAX_BYTES"):
+        load_config({"ATTACHMENT_MAX_BYTES": value})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0.3s", 0.3), ("500ms", 0.5), ("2", 2.0), ("1m", 60.0), ("", None)])
+@pytest.mark.parametrize("name", ["TYPING_THROTTLE", "TYPING_TIMEOUT"])
+def test_typing_durations_are_parsed(name, text, seconds):
+    default = {"TYPING_THROTTLE": 3.0, "TYPING_TIMEOUT": 6.0}[name]
+    assert load_config({name: text})[f"{name}_SECONDS"] == pytest.approx(seconds or default)
+
+
+@pytest.mark.parametrize("text", ["soon", "-1s", "0s", "3 seconds"])
+@pytest.mark.parametrize("name", ["TYPING_THROTTLE", "TYPING_TIMEOUT"])
+def test_malformed_typing_durations_are_refused(name, text):
+    with pytest.raises(ConfigError, match=name):
+        load_config({name: text})

@@ -1,6 +1,7 @@
 """Socket.IO send_message: the ack, `new_message` to the whole room, refusals, and what is stored."""
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,6 +10,10 @@ from conftest import emit, events, join
 
 NS = "/tasks"
 REQUIRED = "Task ID and message are required"
+MESSAGE_KEYS = {
+    "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
+    "clientId", "previousId", "version", "createdAt", "editedAt", "deleted", "deletedAt", "user",
+}
 
 
 def send(sock, task_id, text, ns=NS, **extra):
@@ -18,6 +23,20 @@ def send(sock, task_id, text, ns=NS, **extra):
 def drain(*socks, ns=NS):
     for sock in socks:
         sock.get_received(ns)
+
+
+def broadcast_form(ack_message: dict) -> dict:
+    """The ack's message as the room and the history show it: without `duplicate`.
+    (A message with reactions would also differ in `reactions[].me`; these have none.)"""
+    assert ack_message["duplicate"] is False and ack_message["reactions"] == [], ack_message
+    return {k: v for k, v in ack_message.items() if k != "duplicate"}
+
+
+def upload(client, user, task_id, name="plan.pdf", data=b"%PDF-1.4 plan") -> dict:
+    response = client.post(f"/api/tasks/{task_id}/attachments", data={"file": (io.BytesIO(data), name)},
+                           headers=user.headers, content_type="multipart/form-data")
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
 
 
 def stored(client, user, task_id) -> list[dict]:
@@ -53,25 +72,30 @@ def test_the_ack_is_the_stored_message(room, client, alice, bob, task):
 
     assert ack["ok"] is True
     message = ack["data"]
-    assert set(message) == {"id", "taskId", "userId", "message", "attachments", "replyTo", "createdAt", "user"}
+    assert set(message) == MESSAGE_KEYS | {"duplicate"}
     assert isinstance(message["id"], int)
     assert (message["taskId"], message["userId"], message["message"]) == (task["id"], bob.id, "Hello team")
-    assert (message["attachments"], message["replyTo"]) == ([], None)
+    assert (message["attachments"], message["replyTo"], message["replyPreview"]) == ([], None, None)
+    assert (message["mentions"], message["reactions"], message["clientId"]) == ([], [], None)
+    assert (message["previousId"], message["duplicate"]) == (None, False)
+    assert isinstance(message["version"], int) and message["version"] >= 1
+    assert (message["editedAt"], message["deleted"], message["deletedAt"]) == (None, False, None)
     assert message["user"] == {"id": bob.id, "firstName": "Bob", "lastName": "Editor"}
     created = datetime.fromisoformat(message["createdAt"].replace("Z", "+00:00"))
     assert abs(datetime.now(timezone.utc) - created) < timedelta(seconds=30)
-    assert stored(client, alice, task["id"]) == [message]
+    assert stored(client, alice, task["id"]) == [broadcast_form(message)]
 
 
 def test_the_whole_room_gets_new_message_sender_included(room, socket, alice, bob, carol, task):
     idle_member = socket(alice)  # connected, never joined
 
-    message = send(room["Bob"], task["id"], "Hi all")["data"]
+    message = broadcast_form(send(room["Bob"], task["id"], "Hi all")["data"])
 
     for name in ("Alice", "Bob", "Carol"):
         assert room[name].get_received(NS) == [
             {"name": "new_message", "args": [{"message": message, "taskId": task["id"]}], "namespace": NS}
         ], name
+    assert set(message) == MESSAGE_KEYS
     assert idle_member.get_received(NS) == []
 
 
@@ -94,7 +118,7 @@ def test_a_member_who_has_not_joined_can_still_send(room, socket, client, bob, t
 
     assert ack["ok"] is True
     for name in ("Alice", "Bob", "Carol"):
-        assert [e["message"] for e in events(room[name], "new_message")] == [ack["data"]], name
+        assert [e["message"] for e in events(room[name], "new_message")] == [broadcast_form(ack["data"])], name
     assert events(not_joined, "new_message") == [], "the sender's socket is not in the room"
     assert [m["id"] for m in stored(client, bob, task["id"])] == [ack["data"]["id"]]
 
@@ -119,15 +143,36 @@ def test_a_digit_string_task_id_is_accepted(room, task):
     assert [e["taskId"] for e in events(room["Alice"], "new_message")] == [task["id"]]
 
 
-def test_attachments_and_a_reply_come_back_as_sent(room, client, alice, task):
+def test_attachments_and_a_reply_come_back_as_sent(room, client, alice, bob, task):
     first = send(room["Alice"], task["id"], "the plan")["data"]
-    attachments = [{"name": "plan.pdf", "url": "https://example.com/plan.pdf", "size": 1024}, "note"]
+    pdf = upload(client, bob, task["id"], "plan.pdf", b"%PDF-1.4 the plan")
+    picture = upload(client, bob, task["id"], "sketch.png", b"\x89PNG sketch")
 
-    reply = send(room["Bob"], task["id"], "looks good", attachments=attachments, replyTo=first["id"])["data"]
+    reply = send(room["Bob"], task["id"], "looks good", attachments=[picture["id"], str(pdf["id"])],
+                 replyTo=first["id"])["data"]
 
-    assert (reply["attachments"], reply["replyTo"]) == (attachments, first["id"])
-    assert [e["message"] for e in events(room["Carol"], "new_message")] == [first, reply]
-    assert stored(client, alice, task["id"])[0] == reply
+    assert reply["attachments"] == [picture, pdf], "the uploads' descriptions, in the order sent"
+    assert [a["mimeType"] for a in reply["attachments"]] == ["image/png", "application/pdf"]
+    assert reply["replyTo"] == first["id"]
+    assert reply["replyPreview"] == {"messageId": first["id"], "userId": alice.id, "userName": "Alice Owner",
+                                     "excerpt": "the plan", "deleted": False}
+    assert [e["message"] for e in events(room["Carol"], "new_message")] == [broadcast_form(first),
+                                                                             broadcast_form(reply)]
+    assert stored(client, alice, task["id"])[0] == broadcast_form(reply)
+
+
+@pytest.mark.parametrize("legacy", [
+    ["note"],
+    [{"name": "plan.pdf", "url": "https://example.com/plan.pdf", "size": 1024}],
+], ids=["a string", "an object"])
+def test_legacy_attachments_are_refused(room, client, alice, task, legacy):
+    """Attachments used to be free strings or objects; now only ids of uploads are accepted."""
+    ack = send(room["Bob"], task["id"], "looks good", attachments=legacy)
+
+    assert_refused(room["Bob"], ack, "validation_error", REQUIRED)
+    assert "attachments" in ack["error"]["details"]
+    assert room["Alice"].get_received(NS) == []
+    assert stored(client, alice, task["id"]) == []
 
 
 def test_null_attachments_are_an_empty_list(room, task):
@@ -138,7 +183,7 @@ def test_unknown_keys_are_ignored_and_cannot_impersonate(room, client, alice, bo
     ack = send(room["Bob"], task["id"], "it is me", userId=alice.id, id=999_999, user={"firstName": "Mallory"},
                createdAt="2000-01-01T00:00:00Z", foo=[1, 2])
 
-    message = ack["data"]
+    message = broadcast_form(ack["data"])
     assert message["userId"] == bob.id and message["user"]["firstName"] == "Bob"
     assert message["id"] != 999_999 and not message["createdAt"].startswith("2000")
     assert stored(client, alice, task["id"]) == [message]
@@ -167,8 +212,8 @@ def test_root_and_tasks_clients_see_each_others_messages(socket, client, alice, 
     join(tasks, task["id"], ns="/tasks")
     drain(root, ns="/")
 
-    from_root = send(root, task["id"], "from /", ns="/")["data"]
-    from_tasks = send(tasks, task["id"], "from /tasks", ns="/tasks")["data"]
+    from_root = broadcast_form(send(root, task["id"], "from /", ns="/")["data"])
+    from_tasks = broadcast_form(send(tasks, task["id"], "from /tasks", ns="/tasks")["data"])
 
     expected = [{"message": from_root, "taskId": task["id"]}, {"message": from_tasks, "taskId": task["id"]}]
     assert events(root, "new_message", "/") == expected
@@ -260,10 +305,16 @@ def test_a_reply_to_a_message_that_does_not_exist_is_refused(room, client, alice
     assert stored(client, alice, task["id"]) == []
 
 
-def test_too_many_attachments_are_refused(room, client, alice, task):
-    ack = send(room["Bob"], task["id"], "files", attachments=[{"n": i} for i in range(11)])
+def test_too_many_attachments_are_refused(room, client, alice, bob, task):
+    ids = [upload(client, bob, task["id"], f"note{i}.txt", b"note")["id"] for i in range(11)]
+
+    ack = send(room["Bob"], task["id"], "files", attachments=ids)
+
     assert_refused(room["Bob"], ack, "validation_error")
+    assert "attachments" in ack["error"]["details"]
     assert stored(client, alice, task["id"]) == []
+    # Ten is the limit: the same uploads, one fewer, go through.
+    assert len(send(room["Bob"], task["id"], "files", attachments=ids[:10])["data"]["attachments"]) == 10
 
 
 def test_a_failed_send_without_an_ack_still_gets_the_error_event(room, task):
@@ -300,14 +351,24 @@ MALFORMED = {
     "a boolean message": ({"taskId": TASK, "message": True},),
     "string attachments": ({"taskId": TASK, "message": "hi", "attachments": "file.pdf"},),
     "dict attachments": ({"taskId": TASK, "message": "hi", "attachments": {"a": 1}},),
+    "a file name as an attachment": ({"taskId": TASK, "message": "hi", "attachments": ["file.pdf"]},),
+    "a zero attachment id": ({"taskId": TASK, "message": "hi", "attachments": [0]},),
+    "a boolean attachment id": ({"taskId": TASK, "message": "hi", "attachments": [True]},),
     "a word replyTo": ({"taskId": TASK, "message": "hi", "replyTo": "first"},),
     "a boolean replyTo": ({"taskId": TASK, "message": "hi", "replyTo": True},),
     "a huge replyTo": ({"taskId": TASK, "message": "hi", "replyTo": 10**20},),
     "a negative replyTo": ({"taskId": TASK, "message": "hi", "replyTo": -5},),
     # PostgreSQL stores no NUL in text or JSONB: refused as input, not a database error.
+    # (Attachment objects are refused as non-ids now, NUL or not; kept as the old attack.)
     "a NUL in the message": ({"taskId": TASK, "message": "a\x00b"},),
     "a NUL in an attachment": ({"taskId": TASK, "message": "hi", "attachments": [{"name": "a\x00.pdf"}]},),
     "a NUL in an attachment key": ({"taskId": TASK, "message": "hi", "attachments": [{"n\x00": 1}]},),
+    "a NUL in the clientId": ({"taskId": TASK, "message": "hi", "clientId": "a\x00b"},),
+    "a blank clientId": ({"taskId": TASK, "message": "hi", "clientId": "   "},),
+    "a numeric clientId": ({"taskId": TASK, "message": "hi", "clientId": 7},),
+    "a clientId of 65 characters": ({"taskId": TASK, "message": "hi", "clientId": "c" * 65},),
+    "string mentions": ({"taskId": TASK, "message": "hi", "mentions": "everyone"},),
+    "a word in mentions": ({"taskId": TASK, "message": "hi", "mentions": ["bob"]},),
 }
 
 
@@ -332,6 +393,6 @@ def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(
     assert stored(client, alice, task["id"]) == []
     # Still connected, still able to send.
     assert sender.is_connected(NS)
-    message = send(sender, task["id"], "after the bad one")["data"]
+    message = broadcast_form(send(sender, task["id"], "after the bad one")["data"])
     assert [e["message"] for e in events(room["Alice"], "new_message")] == [message]
     assert [m["id"] for m in stored(client, alice, task["id"])] == [message["id"]]

@@ -16,6 +16,16 @@ NO_ACCESS = {"code": "forbidden", "message": "No access to this task"}
 EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}
 
 
+def join_ack_data(task_id, user, role, permissions, online=None) -> dict:
+    """A join's ack data for a client without a `lastMessageId`: nothing to catch up on,
+    nothing unread in a task without messages, and `online` holding at least the joiner."""
+    return {
+        "taskId": task_id, "role": role, "permissions": permissions,
+        "online": online if online is not None else [{"userId": user.id, "userName": user.name}],
+        "unreadCount": 0, "missed": [], "hasMore": False, "updated": [], "updatedHasMore": False,
+    }
+
+
 def drain(*socks, ns=NS):
     for sock in socks:
         sock.get_received(ns)
@@ -50,7 +60,7 @@ def test_join_acks_with_the_role_and_permissions(socket, bob, task, payload):
 
     ack = emit(sock, "join_task", sent)
 
-    assert ack == {"ok": True, "data": {"taskId": task["id"], "role": "editor", "permissions": EDITOR_PERMISSIONS}}
+    assert ack == {"ok": True, "data": join_ack_data(task["id"], bob, "editor", EDITOR_PERMISSIONS)}
 
 
 @pytest.mark.parametrize("role, permissions", [
@@ -60,13 +70,24 @@ def test_join_acks_with_the_role_and_permissions(socket, bob, task, payload):
 def test_every_role_may_join(socket, alice, carol, task, add_member, role, permissions):
     add_member(alice, task, carol, role)
     ack = join(socket(carol), task["id"])
-    assert ack["data"] == {"taskId": task["id"], "role": role, "permissions": permissions}
+    assert ack["data"] == join_ack_data(task["id"], carol, role, permissions)
 
 
 def test_the_owner_joins_as_owner(socket, alice, task):
     data = join(socket(alice), task["id"])["data"]
     assert data["role"] == "owner"
     assert data["permissions"] == {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True}
+
+
+def test_the_join_ack_lists_who_is_online_each_user_once(socket, alice, bob, task):
+    first_tab, second_tab = socket(alice), socket(alice, namespace="/")
+    join(first_tab, task["id"])
+    join(second_tab, task["id"], ns="/")
+
+    data = join(socket(bob), task["id"])["data"]
+
+    assert sorted(data["online"], key=lambda u: u["userId"]) == [
+        {"userId": alice.id, "userName": "Alice Owner"}, {"userId": bob.id, "userName": "Bob Editor"}]
 
 
 def test_the_others_in_the_room_get_user_joined(socket, alice, bob, carol_in, task):
@@ -296,6 +317,19 @@ def test_typing_start_and_stop_reach_the_others(socket, alice, bob, carol_in, ta
             {"name": "user_stopped_typing", "args": [{"taskId": task["id"], "userId": bob.id}], "namespace": NS},
         ]
     assert typer.get_received(NS) == [], "the typer does not hear itself"
+
+
+def test_sending_ends_the_typing_for_the_others_and_the_sender_does_not_hear_it(socket, alice, bob, task):
+    member, typer = socket(alice), socket(bob)
+    join(member, task["id"])
+    join(typer, task["id"])
+    emit(typer, "typing_start", {"taskId": task["id"]})
+    drain(member, typer)
+
+    emit(typer, "send_message", {"taskId": task["id"], "message": "done typing"})
+
+    assert [e["name"] for e in member.get_received(NS)] == ["new_message", "user_stopped_typing"]
+    assert [e["name"] for e in typer.get_received(NS)] == ["new_message"], "the typer does not hear itself"
 
 
 def test_a_viewer_in_the_room_may_type(socket, alice, carol, task, add_member):

@@ -114,9 +114,12 @@ def typing(key: SocketKey, task_id: int, actor: Actor, started: bool) -> None:
 
 
 def typing_ended(task_id: int, actor: Actor, skip_sid: str | None = None) -> None:
-    """Said by the client, or concluded by the server (sent, left, silent too long)."""
+    """Said by the client, or concluded by the server (sent, left, silent too long).
+    The typer's socket whose event ended it (a `send_message`) does not hear its own
+    stop, as it hears neither its `user_typing` nor its `typing_stop`."""
     if registry().typing_stopped(task_id, actor.id):
-        _emit("user_stopped_typing", {"taskId": task_id, "userId": actor.id}, task_room(task_id), skip_sid=skip_sid)
+        _emit("user_stopped_typing", {"taskId": task_id, "userId": actor.id}, task_room(task_id),
+              skip_sid=skip_sid or _origin_sid())
 
 
 def _start_typing_sweeper() -> None:

@@ -93,6 +93,9 @@ def test_official_client_chats_with_a_python_client(node, gunicorn_server, live_
         names = [e["event"] for e in events]
         assert names[0] == "connect", output
         assert "error" not in names and "connect_error" not in names, output
+        # Sending a plain message changes nothing else: no edits, reactions, read state or removals.
+        assert not set(names) & {"message_updated", "message_deleted", "reaction_updated", "read_updated",
+                                 "removed_from_task", "task_notification"}, output
         assert only(events, "connect", output)["transport"] == "websocket", output
         join = only(events, "join_task_ack", output)
         assert join["ok"] is True and join["data"]["taskId"] == room.task_id, output
@@ -103,10 +106,12 @@ def test_official_client_chats_with_a_python_client(node, gunicorn_server, live_
         assert received["taskId"] == room.task_id, output
         assert message["message"] == text and message["taskId"] == room.task_id, output
         assert message["userId"] == room.member.id, output
+        assert (message["clientId"], message["deleted"], message["attachments"]) == (None, False, []), output
         assert message["user"] == {
             "id": room.member.id, "firstName": room.member.first_name, "lastName": room.member.last_name,
         }, output
-        assert only(events, "send_message_ack", output) == {"ok": True, "data": message}, output
+        # The ack is the broadcast message, plus `duplicate` (false: sent once).
+        assert only(events, "send_message_ack", output) == {"ok": True, "data": {**message, "duplicate": False}}, output
 
         # The other member, on the other namespace, saw the JS client join and write.
         joined = owner.wait_for("user_joined", lambda d: d["userId"] == room.member.id)

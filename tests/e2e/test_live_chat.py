@@ -21,10 +21,22 @@ from .live import JWT_SECRET, WAIT, Api, LiveServer, close_in_background, forge_
 pytestmark = pytest.mark.e2e
 
 SETTLE = 0.3  # seconds to let stray events arrive before asserting that none did
+JOIN_KEYS = {"taskId", "role", "permissions", "online", "unreadCount", "missed", "hasMore", "updated",
+             "updatedHasMore"}
+MESSAGE_KEYS = {
+    "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
+    "clientId", "previousId", "version", "createdAt", "editedAt", "deleted", "deletedAt", "user",
+}
 
 
 def user_info(user) -> dict:
     return {"id": user.id, "firstName": user.first_name, "lastName": user.last_name}
+
+
+def without_duplicate(sent: dict) -> dict:
+    """A send's ack data as the room and the history show the message: without `duplicate`."""
+    assert sent["duplicate"] is False, sent
+    return {k: v for k, v in sent.items() if k != "duplicate"}
 
 
 @pytest.mark.parametrize(
@@ -39,10 +51,15 @@ def test_two_members_chat_live(live_server: LiveServer, api: Api, live_socket, o
     # join: the original sent a bare task id; {taskId} works too.
     ack = alice.call("join_task", task_id)
     assert ack["ok"] is True, ack
+    assert set(ack["data"]) == JOIN_KEYS, ack
     assert ack["data"]["taskId"] == task_id and ack["data"]["role"] == "owner", ack
+    assert ack["data"]["online"] == [{"userId": room.owner.id, "userName": room.owner.name}], ack
     ack = bob.call("join_task", {"taskId": task_id})
     assert ack["ok"] is True, ack
     assert ack["data"]["taskId"] == task_id and ack["data"]["role"] == "commenter", ack
+    assert sorted(ack["data"]["online"], key=lambda u: u["userId"]) == sorted(
+        [{"userId": u.id, "userName": u.name} for u in (room.owner, room.member)], key=lambda u: u["userId"]), ack
+    assert (ack["data"]["missed"], ack["data"]["hasMore"], ack["data"]["unreadCount"]) == ([], False, 0), ack
 
     joined = alice.wait_for("user_joined", lambda d: d["userId"] == room.member.id)
     assert joined["taskId"] == task_id and joined["userName"] == room.member.name, joined
@@ -58,7 +75,8 @@ def test_two_members_chat_live(live_server: LiveServer, api: Api, live_socket, o
     text = f"Hello from e2e {uuid.uuid4().hex[:8]}"
     ack = bob.call("send_message", {"taskId": task_id, "message": f"  {text}  ", "unknownKey": 1})
     assert ack["ok"] is True, ack
-    message = ack["data"]
+    message = without_duplicate(ack["data"])
+    assert set(message) == MESSAGE_KEYS, message
     assert message["message"] == text, message
     assert isinstance(message["id"], int) and message["taskId"] == task_id, message
     assert message["userId"] == room.member.id, message
@@ -83,6 +101,7 @@ def test_two_members_chat_live(live_server: LiveServer, api: Api, live_socket, o
     reply = f"Bye from e2e {uuid.uuid4().hex[:8]}"
     ack = alice.call("send_message", {"taskId": task_id, "message": reply})
     assert ack["ok"] is True and ack["data"]["user"] == user_info(room.owner), ack
+    assert ack["data"]["previousId"] == message["id"], ack
     alice.wait_for("new_message", lambda d: d["message"]["id"] == ack["data"]["id"])
     time.sleep(SETTLE)
 
@@ -100,8 +119,7 @@ def test_two_members_chat_live(live_server: LiveServer, api: Api, live_socket, o
         items = api.messages(user, task_id)
         assert sorted(item["id"] for item in items) == sorted([message["id"], ack["data"]["id"]]), items
         stored = next(item for item in items if item["id"] == message["id"])
-        assert stored["message"] == text and stored["userId"] == room.member.id, stored
-        assert stored["user"] == user_info(room.member), stored
+        assert stored == message, stored
 
 
 def test_disconnect_tells_the_room(live_server: LiveServer, api: Api, live_socket):

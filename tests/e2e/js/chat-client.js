@@ -92,7 +92,8 @@ socket.on('error', (error) => {
 });
 
 for (const name of ['user_joined', 'user_left', 'user_typing', 'user_stopped_typing',
-  'task_updated', 'member_changed', 'task_notification']) {
+  'task_updated', 'member_changed', 'task_notification', 'message_updated', 'message_deleted',
+  'reaction_updated', 'read_updated', 'removed_from_task']) {
   socket.on(name, (data) => print(name, data));
 }
 

@@ -137,7 +137,8 @@ class ChatMessage(db.Model):
     user: Mapped[User | None] = relationship(lazy="joined")
     parent: Mapped[ChatMessage | None] = relationship(remote_side=[id], lazy="joined", join_depth=1)
     reactions: Mapped[list[Reaction]] = relationship(
-        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True, order_by="Reaction.created_at"
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="[Reaction.created_at, Reaction.user_id, Reaction.emoji]",
     )
 
     # Not stored: set by chat.send_message on the message it returns, True when

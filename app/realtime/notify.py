@@ -8,6 +8,7 @@ of them, so clients of both namespaces share the room. Who is where is kept in
 """
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -19,6 +20,8 @@ from ..extensions import socketio
 from ..models import ChatMessage, Notification, Task, TaskMember
 from ..schemas import member_out, message_broadcast, notification_out, reaction_summary, task_out
 from .presence import Registry, SocketKey
+
+log = logging.getLogger(__name__)
 
 
 def task_room(task_id: int) -> str:
@@ -123,26 +126,27 @@ def typing_ended(task_id: int, actor: Actor, skip_sid: str | None = None) -> Non
 
 
 def _start_typing_sweeper() -> None:
-    app = current_app._get_current_object()
-    if app.extensions.get("taskchat_typing_sweeper"):
-        return
-    app.extensions["taskchat_typing_sweeper"] = True
-    socketio.start_background_task(_sweep_typing, app)
+    if registry().start_sweeping():
+        socketio.start_background_task(_sweep_typing, current_app._get_current_object())
 
 
 def _sweep_typing(app) -> None:
     """Ends the typing of users who went quiet; runs only while someone types."""
     timeout = app.config["TYPING_TIMEOUT_SECONDS"]
+    with app.app_context():
+        presence = registry()
     try:
         while True:
             socketio.sleep(min(1.0, timeout / 4))
             with app.app_context():
-                for task_id, user_id in registry().typing_expired(time.monotonic(), timeout):
+                for task_id, user_id in presence.typing_expired(time.monotonic(), timeout):
                     _emit("user_stopped_typing", {"taskId": task_id, "userId": user_id}, task_room(task_id))
-                if not registry().anyone_typing():
-                    return
-    finally:
-        app.extensions["taskchat_typing_sweeper"] = False
+            if presence.stop_sweeping_if_idle():
+                return
+    except Exception:
+        # The next typing_start starts a new sweeper.
+        log.exception("typing sweeper failed")
+        presence.abandon_sweeping()
 
 
 def error_to(key: SocketKey, error: dict[str, Any]) -> None:

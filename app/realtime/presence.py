@@ -37,6 +37,7 @@ class Registry:
         self._present: dict[int, dict[int, int]] = {}
         self._names: dict[int, str] = {}
         self._typing: dict[tuple[int, int], Typing] = {}
+        self._sweeping = False
 
     # ---- sockets ----------------------------------------------------------------
     def add_socket(self, key: SocketKey, actor: Actor) -> None:
@@ -131,8 +132,26 @@ class Registry:
                 del self._typing[key]
             return gone
 
-    def anyone_typing(self) -> bool:
-        return bool(self._typing)
+    def start_sweeping(self) -> bool:
+        """True when the caller should start the typing sweeper (none is running)."""
+        with self._lock:
+            if self._sweeping:
+                return False
+            self._sweeping = True
+            return True
+
+    def stop_sweeping_if_idle(self) -> bool:
+        """True when nobody types any more and the sweeper should end. Checked and
+        cleared in one step, so a typing that starts meanwhile starts a new sweeper."""
+        with self._lock:
+            if self._typing:
+                return False
+            self._sweeping = False
+            return True
+
+    def abandon_sweeping(self) -> None:
+        with self._lock:
+            self._sweeping = False
 
 
 registry = Registry()

@@ -319,3 +319,15 @@ def test_deleting_the_message_removes_its_files(client, app, task, alice, bob, d
     assert messages(client, task, alice)[0]["attachments"] == []
     assert [p.read_bytes() for p in stored_files(app)] == [b"unsent, stays"]
     assert download(client, keep["url"], bob).data == b"unsent, stays"
+
+
+def test_deleting_the_task_removes_its_files(client, app, task, make_task, alice, bob):
+    other = make_task(alice, "Other task")
+    sent(client, task, bob, [uploaded(client, task, bob, b"sent", "a.txt")["id"]])
+    uploaded(client, task, bob, b"unsent", "b.txt")
+    survivor = uploaded(client, other, alice, b"another task's", "c.txt")
+
+    assert client.delete(f"/api/tasks/{task['id']}", headers=alice.headers).status_code == 204
+
+    assert [p.read_bytes() for p in stored_files(app)] == [b"another task's"]
+    assert download(client, survivor["url"], alice).data == b"another task's"

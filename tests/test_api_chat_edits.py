@@ -361,3 +361,19 @@ def test_no_token_is_401(client, task, alice, method):
                 "delete": lambda: client.delete(url),
                 "history": lambda: client.get(url + "/history")}[method]()
     assert response.status_code == 401
+
+
+def test_a_deleted_messages_words_leave_the_activity_log(client, task, alice, bob):
+    message = sent(client, task, bob, "my secret plan")
+    edited(client, task, bob, message["id"], "my revised secret plan")
+    kept = sent(client, task, bob, "this one stays")
+
+    deleted(client, task, bob, message["id"])
+
+    log = client.get(f"/api/tasks/{task['id']}/activity", headers=alice.headers).get_json()["items"]
+    chat_entries = {(e["entityId"], e["action"]): e for e in log if e["entityType"] == "task_chat"}
+    assert set(chat_entries) == {
+        (message["id"], "created"), (message["id"], "updated"), (message["id"], "deleted"), (kept["id"], "created"),
+    }
+    assert "secret" not in str(log)
+    assert chat_entries[(kept["id"], "created")]["newValues"]["message"] == "this one stays"

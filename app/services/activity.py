@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..auth import Actor
 from ..extensions import db
@@ -35,6 +35,15 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+def forget_message_text(message_id: int) -> None:
+    """A deleted message's words leave the log too: the entries stay, without their values."""
+    db.session.execute(
+        update(ActivityLog)
+        .where(ActivityLog.entity_type == "task_chat", ActivityLog.entity_id == message_id)
+        .values(new_values=None, old_values=None)
+    )
 
 
 def task_activity(actor: Actor, task_id: int, *, before: int | None = None, limit: int = 50) -> Page:

@@ -201,6 +201,7 @@ def delete_message(actor: Actor, message_id: int, task_id: int | None = None) ->
         db.session.execute(delete(Reaction).where(Reaction.message_id == message.id))
         message.message, message.attachments, message.mentions = "", [], []
         message.deleted_at, message.deleted_by, message.version = utcnow(), actor.id, seq
+        activity.forget_message_text(message.id)
         activity.record(
             user_id=actor.id, action="deleted", entity_type="task_chat", entity_id=message.id,
             task_id=message.task_id, description=f"Chat message deleted in task {message.task_id}",

@@ -8,10 +8,11 @@ from sqlalchemy.orm import contains_eager
 
 from ..auth import Actor
 from ..extensions import db
-from ..models import Task, TaskMember
+from ..models import Attachment, Task, TaskMember
 from ..realtime import notify
 from . import activity, reads
 from .access import require_member, require_permission
+from .attachments import file_paths, remove_files
 
 _EDITABLE = ("title", "description", "status")
 
@@ -81,6 +82,9 @@ def delete_task(actor: Actor, task_id: int) -> None:
         user_id=actor.id, action="deleted", entity_type="task", entity_id=task.id, task_id=task.id,
         old_values=task_values(task), description=f'Deleted task "{title}"',
     )
+    # The files go with the task; their paths are read before the rows are gone.
+    paths = file_paths(list(db.session.scalars(select(Attachment).where(Attachment.task_id == task_id))))
     db.session.delete(task)
     db.session.commit()
+    remove_files(paths)
     notify.task_deleted(task_id, title, actor)

@@ -500,7 +500,6 @@ class HealthOut(Schema):
 
 message_out = MessageOut()
 message_broadcast = MessageOut(viewer_id=None)
-attachment_out = AttachmentOut()
 notification_out = NotificationOut()
 member_out = MemberOut()
 task_out = TaskOut()

@@ -98,9 +98,6 @@ class Registry:
             users = sorted(self._present.get(task_id, {}))
             return [{"userId": u, "userName": self._names.get(u, "")} for u in users]
 
-    def is_present(self, task_id: int, user_id: int) -> bool:
-        return user_id in self._present.get(task_id, {})
-
     def drop_task(self, task_id: int) -> None:
         with self._lock:
             for state in self._sockets.values():

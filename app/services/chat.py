@@ -61,7 +61,6 @@ def send_message(
             if first is None:
                 raise
             return first
-        chat.duplicate = False
         notify.message_created(chat)
         notify.typing_ended(task_id, actor)
         for notification in mentions_made:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from .services import accounts
+from .config import ConfigError, parse_duration
+from .services import accounts, attachments
 
 
 def register(app: Flask) -> None:
@@ -17,3 +18,13 @@ def register(app: Flask) -> None:
         """Create an account (for a first login without the register endpoint)."""
         user = accounts.register(email=email, password=password, first_name=first_name, last_name=last_name)
         click.echo(f"created user {user.id} <{user.email}>")
+
+    @app.cli.command("purge-uploads")
+    @click.option("--older-than", default="24h", show_default=True, help="age of an unsent upload: 90m, 24h, 7d")
+    def purge_uploads(older_than: str) -> None:
+        """Delete uploads that no message took, older than the given age (run it from cron)."""
+        try:
+            age = parse_duration(older_than, "--older-than")
+        except ConfigError as err:
+            raise click.BadParameter(str(err)) from None
+        click.echo(f"deleted {attachments.purge_unsent(age)} unsent uploads")

@@ -3,10 +3,14 @@ sending messages that carry uploads, and the file going with its deleted message
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
+from app.extensions import db
+from app.models import Attachment, utcnow
 from conftest import assert_error
 
 ATTACHMENT_KEYS = {"id", "name", "size", "mimeType", "url"}
@@ -331,3 +335,26 @@ def test_deleting_the_task_removes_its_files(client, app, task, make_task, alice
 
     assert [p.read_bytes() for p in stored_files(app)] == [b"another task's"]
     assert download(client, survivor["url"], alice).data == b"another task's"
+
+
+def test_purge_uploads_deletes_only_old_unsent_files(client, app, task, alice, bob):
+    sent(client, task, bob, [uploaded(client, task, bob, b"sent long ago", "a.txt")["id"]])
+    stale = uploaded(client, task, bob, b"never sent", "b.txt")
+    runner = app.test_cli_runner()
+
+    kept = runner.invoke(args=["purge-uploads", "--older-than", "1h"])
+    assert (kept.exit_code, kept.output) == (0, "deleted 0 unsent uploads\n")
+
+    with app.app_context():  # age the uploads by two hours
+        db.session.execute(update(Attachment).values(created_at=utcnow() - timedelta(hours=2)))
+        db.session.commit()
+    purged = runner.invoke(args=["purge-uploads", "--older-than", "1h"])
+
+    assert (purged.exit_code, purged.output) == (0, "deleted 1 unsent uploads\n")
+    assert [p.read_bytes() for p in stored_files(app)] == [b"sent long ago"]
+    assert_error(download(client, stale["url"], bob), 404, "not_found")
+
+
+def test_purge_uploads_refuses_a_malformed_age(app):
+    result = app.test_cli_runner().invoke(args=["purge-uploads", "--older-than", "soon"])
+    assert result.exit_code == 2 and "not a duration" in result.output

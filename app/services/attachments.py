@@ -11,15 +11,17 @@ import os
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from flask import current_app
+from sqlalchemy import select
 
 from ..auth import Actor
 from ..errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationError
 from ..extensions import db
-from ..models import Attachment
+from ..models import Attachment, utcnow
 from .access import membership, require_permission
 
 log = logging.getLogger(__name__)
@@ -119,3 +121,16 @@ def remove_files(paths: list[Path]) -> None:
             pass
         except OSError:
             log.warning("could not remove %s", path.name)
+
+
+def purge_unsent(older_than: timedelta) -> int:
+    """Uploads no message took, older than `older_than`: their rows, then their files."""
+    stale = list(db.session.scalars(
+        select(Attachment).where(Attachment.message_id.is_(None), Attachment.created_at < utcnow() - older_than)
+    ))
+    paths = file_paths(stale)
+    for attachment in stale:
+        db.session.delete(attachment)
+    db.session.commit()
+    remove_files(paths)
+    return len(stale)

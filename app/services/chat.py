@@ -34,7 +34,7 @@ def send_message(
             db.session.rollback()  # gives the sequence number back
             return first
         if reply_to is not None:
-            _check_parent(task_id, reply_to)
+            require_message_in_task(task_id, reply_to, "replyTo", "replyTo must be a message of the same task")
         mentioned = _check_mentions(task_id, mentions or [])
         files = attachments_of(actor, task_id, attachments or [])
         chat = ChatMessage(
@@ -80,12 +80,10 @@ def _sent_before(actor: Actor, client_id: str, task_id: int) -> ChatMessage | No
     return first
 
 
-def _check_parent(task_id: int, reply_to: int) -> None:
-    parent_task = db.session.scalar(select(ChatMessage.task_id).where(ChatMessage.id == reply_to))
-    if parent_task != task_id:
-        raise ValidationError(
-            "replyTo must be a message of the same task", details={"replyTo": ["No such message in this task."]}
-        )
+def require_message_in_task(task_id: int, message_id: int, field: str, message: str) -> None:
+    """A message id given as input (a reply's parent, a read mark) must be of the task."""
+    if db.session.scalar(select(ChatMessage.task_id).where(ChatMessage.id == message_id)) != task_id:
+        raise ValidationError(message, details={field: ["No such message in this task."]})
 
 
 def _check_mentions(task_id: int, user_ids: list[int]) -> list[int]:
@@ -206,7 +204,6 @@ def delete_message(actor: Actor, message_id: int, task_id: int | None = None) ->
             task_id=message.task_id, description=f"Chat message deleted in task {message.task_id}",
         )
         db.session.commit()
-        db.session.expire(message, ["reactions"])
         remove_files(paths)
         notify.message_deleted(message)
     return message

@@ -44,6 +44,5 @@ def _change(actor: Actor, message_id: int, emoji: str, task_id: int | None, *, a
             ))
         message.version = seq
         db.session.commit()
-        db.session.expire(message, ["reactions"])
         notify.reaction_updated(message, emoji, actor, "added" if add else "removed")
     return message

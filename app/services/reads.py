@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 
 from ..auth import Actor
-from ..errors import ValidationError
 from ..extensions import db
 from ..models import ChatMessage, TaskMember
 from ..realtime import notify
 from .access import require_member
+from .chat import require_message_in_task
 
 
 def unread_query(task_id, user_id, last_read_id) -> Select:
@@ -45,11 +45,7 @@ def mark_read(actor: Actor, task_id: int, message_id: int) -> ReadState:
     """Read up to a message of the task. The mark only moves forward, so devices
     that report out of order cannot move it back."""
     member = require_member(task_id, actor.id)
-    exists = db.session.scalar(
-        select(ChatMessage.id).where(and_(ChatMessage.id == message_id, ChatMessage.task_id == task_id))
-    )
-    if exists is None:
-        raise ValidationError("messageId must be a message of this task", details={"messageId": ["No such message in this task."]})
+    require_message_in_task(task_id, message_id, "messageId", "messageId must be a message of this task")
     # One conditional UPDATE, so two devices racing cannot move it backwards.
     moved = db.session.execute(
         update(TaskMember)

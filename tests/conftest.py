@@ -186,6 +186,17 @@ def emit(sock, event: str, *args, ns: str = "/tasks"):
     return sock.emit(event, *args, namespace=ns, callback=True)
 
 
+def send(sock, task_id, text, ns: str = "/tasks", **extra) -> dict:
+    """`send_message` with an ack; returns the ack."""
+    return emit(sock, "send_message", {"taskId": task_id, "message": text, **extra}, ns=ns)
+
+
+def drain(*socks, ns: str = "/tasks") -> None:
+    """Forget what the sockets received so far."""
+    for sock in socks:
+        sock.get_received(ns)
+
+
 def join(sock, task_id, ns: str = "/tasks") -> dict:
     ack = emit(sock, "join_task", task_id, ns=ns)
     assert ack["ok"] is True, ack

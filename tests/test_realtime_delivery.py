@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import emit, events, join
+from conftest import drain, emit, events, join, send
 
 NS = "/tasks"
 CATCH_UP_LIMIT = 200
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def send(sock, task_id, text, ns=NS, **extra) -> dict:
-    return emit(sock, "send_message", {"taskId": task_id, "message": text, **extra}, ns=ns)
-
-
 def sent(sock, task_id, text, ns=NS, **extra) -> dict:
     """The message of a send that must succeed."""
     ack = send(sock, task_id, text, ns=ns, **extra)
@@ -29,11 +25,6 @@ def rest_send(client, user, task_id, text, **extra) -> dict:
     response = client.post(f"/api/tasks/{task_id}/messages", json={"message": text, **extra}, headers=user.headers)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
-
-
-def drain(*socks, ns=NS):
-    for sock in socks:
-        sock.get_received(ns)
 
 
 def server_list(client, user, task_id) -> list[dict]:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import emit, events, join
+from conftest import drain, emit, events, join, send
 
 NS = "/tasks"
 REQUIRED = "Task ID and message are required"
@@ -14,15 +14,6 @@ MESSAGE_KEYS = {
     "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
     "clientId", "previousId", "version", "createdAt", "editedAt", "deleted", "deletedAt", "user",
 }
-
-
-def send(sock, task_id, text, ns=NS, **extra):
-    return emit(sock, "send_message", {"taskId": task_id, "message": text, **extra}, ns=ns)
-
-
-def drain(*socks, ns=NS):
-    for sock in socks:
-        sock.get_received(ns)
 
 
 def broadcast_form(ack_message: dict) -> dict:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import emit, events, join
+from conftest import drain, emit, events, join
 
 NS = "/tasks"
 NO_ACCESS = {"code": "forbidden", "message": "No access to this task"}
@@ -24,11 +24,6 @@ def join_ack_data(task_id, user, role, permissions, online=None) -> dict:
         "online": online if online is not None else [{"userId": user.id, "userName": user.name}],
         "unreadCount": 0, "missed": [], "hasMore": False, "updated": [], "updatedHasMore": False,
     }
-
-
-def drain(*socks, ns=NS):
-    for sock in socks:
-        sock.get_received(ns)
 
 
 def assert_recent(timestamp: str) -> None:

@@ -5,6 +5,9 @@ its activity entry in one transaction, commit, then the broadcast.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -149,6 +152,19 @@ def reload(message_id: int) -> ChatMessage:
     return db.session.get(ChatMessage, message_id, populate_existing=True)
 
 
+@contextmanager
+def changing(message: ChatMessage) -> Iterator[tuple[ChatMessage, int]]:
+    """A change to a message that is still there (an edit, a reaction): inside the
+    task's write lock, the message as committed now and the change's number.
+    A message deleted meanwhile is `message_deleted`."""
+    with chat_write(message.task_id):
+        seq = next_seq(message.task_id)
+        current = reload(message.id)
+        if current.deleted:
+            raise MessageDeleted()
+        yield current, seq
+
+
 def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None = None) -> ChatMessage:
     """Only the author, while they may still send; the replaced text is kept."""
     message, member = locate(actor, message_id, task_id)
@@ -156,11 +172,7 @@ def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None =
         raise Forbidden("Only the author can edit this message")
     if not member.can_comment:
         raise Forbidden(NO_SEND_PERMISSION)
-    with chat_write(message.task_id):
-        seq = next_seq(message.task_id)
-        message = reload(message_id)
-        if message.deleted:
-            raise MessageDeleted()
+    with changing(message) as (message, seq):
         if message.message == text:  # a retried edit changes nothing
             db.session.rollback()
             return message

@@ -4,12 +4,11 @@ from __future__ import annotations
 from sqlalchemy import delete
 
 from ..auth import Actor
-from ..errors import NO_SEND_PERMISSION, Forbidden, MessageDeleted
+from ..errors import NO_SEND_PERMISSION, Forbidden
 from ..extensions import db
 from ..models import ChatMessage, Reaction
 from ..realtime import notify
-from .chat import locate, reload
-from .ordering import chat_write, next_seq
+from .chat import changing, locate
 
 
 def add_reaction(actor: Actor, message_id: int, emoji: str, task_id: int | None = None) -> ChatMessage:
@@ -26,11 +25,7 @@ def _change(actor: Actor, message_id: int, emoji: str, task_id: int | None, *, a
     message, member = locate(actor, message_id, task_id)
     if not member.can_comment:
         raise Forbidden(NO_SEND_PERMISSION)
-    with chat_write(message.task_id):
-        seq = next_seq(message.task_id)
-        message = reload(message_id)
-        if message.deleted:
-            raise MessageDeleted()
+    with changing(message) as (message, seq):
         key = (message.id, actor.id, emoji)
         exists = db.session.get(Reaction, key) is not None
         if exists == add:

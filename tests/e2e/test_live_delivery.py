@@ -273,16 +273,22 @@ def own_gunicorn(e2e_database_url, tmp_path) -> Iterator[LiveServer]:
 
 
 # ---- catch-up ------------------------------------------------------------------------
+def carol_goes_away(chat: Chat) -> tuple[ChatView, list[dict], int]:
+    """Carol comes, sees some traffic live, and leaves: her copy, the server's list then, her last id."""
+    chat.send_burst(4, "before Carol")
+    carol, view = carol_comes(chat)
+    carol_while_here(chat, carol)
+    old = chat.server_list()
+    last_id = carol_leaves(carol, view)
+    assert_same_list(view, old)  # the live events kept her copy right
+    assert last_id == old[-1]["id"]
+    return view, old, last_id
+
+
 def test_rejoin_catches_up_with_what_changed_while_away(gunicorn_server: LiveServer, live_socket):
     chat = Chat.open(gunicorn_server, live_socket)
     try:
-        chat.send_burst(4, "before Carol")
-        carol, view = carol_comes(chat)
-        carol_while_here(chat, carol)
-        old = chat.server_list()
-        last_id = carol_leaves(carol, view)
-        assert_same_list(view, old)  # the live events kept her copy right
-        assert last_id == old[-1]["id"]
+        view, old, last_id = carol_goes_away(chat)
 
         new = chat.send_burst(BURST, "while Carol is away")
         changes = change_while_away(chat, old, new, delete_her_last=False)
@@ -297,12 +303,7 @@ def test_rejoin_catches_up_across_a_server_restart(own_gunicorn: LiveServer, liv
                                                    tmp_path):
     chat = Chat.open(own_gunicorn, live_socket)
     try:
-        chat.send_burst(4, "before Carol")
-        carol, view = carol_comes(chat)
-        carol_while_here(chat, carol)
-        old = chat.server_list()
-        last_id = carol_leaves(carol, view)
-        assert last_id == old[-1]["id"]
+        view, old, last_id = carol_goes_away(chat)
         before = chat.send_burst(BURST // 2, "away, before the restart")
 
         # A deploy: the writers' connections go (gunicorn's graceful stop would

@@ -1,8 +1,8 @@
 """Tokens to users, for both doors.
 
 REST routes use Flask-JWT-Extended's `jwt_required` and `current_user`; the
-socket connect handler calls `user_from_token`. Both end in the same checks
-and the same error codes.
+socket connect handler (and `refresh_token`) calls `session_from_token`. Both
+check the blocklist and answer with the same error codes.
 """
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt as pyjwt
-from flask import Flask
-from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from flask_jwt_extended.exceptions import JWTExtendedException
+from flask import Flask, current_app
+from flask_jwt_extended import create_access_token, create_refresh_token
 
-from .errors import AuthError, TokenExpired, TokenInvalid, error_response
+from .errors import AuthError, TokenExpired, TokenInvalid, TokenRevoked, error_response
 from .extensions import db, jwt
 from .models import User
 from .schemas import MAX_DB_INT
@@ -53,29 +52,69 @@ def user_id_from_claims(claims: dict[str, Any]) -> int:
     return int(sub)
 
 
-def user_from_token(token: Any) -> User:
-    """An access token (not a refresh token) of an existing user, or an AuthError."""
+@dataclass(frozen=True)
+class Session:
+    """What an open socket keeps of its token: who, which token, and until when."""
+
+    user: User
+    jti: str
+    expires_at: float  # epoch seconds
+
+
+_REQUIRED_CLAIMS = ["exp", "iat", "jti", "sub", "type"]
+
+
+def decode_claims(token: str, token_type: str = "access") -> dict[str, Any]:
+    """Verify a token as RFC 8725 asks: only the configured algorithm (so neither
+    `alg: none` nor a key-confusion trick), the signature, `exp` with zero leeway,
+    a future `nbf` refused, every claim we rely on present, and the token type.
+    Flask-JWT-Extended's `decode_token` fills in a missing `type` and `jti`, so
+    PyJWT is called directly. Revocation is checked by the caller (it needs the
+    database)."""
+    config = current_app.config
+    try:
+        claims = pyjwt.decode(
+            token, config["JWT_SECRET_KEY"], algorithms=[config["JWT_ALGORITHM"]], leeway=0,
+            options={"require": _REQUIRED_CLAIMS, "verify_aud": False},
+        )
+    except pyjwt.ExpiredSignatureError:
+        raise TokenExpired("Authentication error: Token expired") from None
+    except (pyjwt.InvalidTokenError, ValueError, TypeError):
+        raise TokenInvalid("Authentication error: Invalid token") from None
+    if claims.get("type") != token_type or not isinstance(claims.get("jti"), str) or not claims["jti"]:
+        raise TokenInvalid("Authentication error: Invalid token")
+    if not isinstance(claims.get("exp"), (int, float)) or isinstance(claims.get("exp"), bool):
+        raise TokenInvalid("Authentication error: Invalid token")
+    return claims
+
+
+def _bare_token(token: Any) -> str:
     if not isinstance(token, str) or not token.strip():
         raise AuthError("Authentication error: No token provided")
     token = token.strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
-    try:
-        claims = decode_token(token)
-    except pyjwt.ExpiredSignatureError:
-        raise TokenExpired("Authentication error: Token expired") from None
-    except (pyjwt.InvalidTokenError, JWTExtendedException, ValueError, TypeError):
-        raise TokenInvalid("Authentication error: Invalid token") from None
-    if claims.get("type") != "access":
-        raise TokenInvalid("Authentication error: Invalid token")
+    if not token:
+        raise AuthError("Authentication error: No token provided")
+    return token
+
+
+def session_from_token(token: Any) -> Session:
+    """An unexpired, unrevoked access token of an existing user, or an AuthError
+    whose code says which: auth_required, token_expired, token_revoked, token_invalid."""
+    from .services import tokens  # services import this module
+
+    claims = decode_claims(_bare_token(token))
     try:
         user_id = user_id_from_claims(claims)
     except TokenInvalid:  # a subject that is not an id: worded like every other refusal
         raise TokenInvalid("Authentication error: Invalid token") from None
+    if tokens.is_revoked(claims["jti"]):
+        raise TokenRevoked("Authentication error: Token revoked")
     user = db.session.get(User, user_id)
     if user is None:
         raise TokenInvalid("Authentication error: Invalid token")
-    return user
+    return Session(user=user, jti=claims["jti"], expires_at=float(claims["exp"]))
 
 
 def register_jwt_callbacks(app: Flask) -> None:
@@ -101,6 +140,22 @@ def register_jwt_callbacks(app: Flask) -> None:
     def _expired(_header: dict, _claims: dict):
         return error_response(TokenExpired())
 
+    @jwt.token_verification_loader
+    def _complete(_header: dict, claims: dict) -> bool:
+        # Flask-JWT-Extended has filled in a missing `jti`; a token without one
+        # could never be revoked, so it is not accepted.
+        return isinstance(claims.get("jti"), str) and bool(claims["jti"]) and "exp" in claims
+
+    @jwt.token_verification_failed_loader
+    def _incomplete(_header: dict, _claims: dict):
+        return error_response(TokenInvalid("Invalid token"))
+
+    @jwt.token_in_blocklist_loader
+    def _is_revoked(_header: dict, claims: dict) -> bool:
+        from .services import tokens
+
+        return tokens.is_revoked(claims["jti"])
+
     @jwt.revoked_token_loader
     def _revoked(_header: dict, _claims: dict):
-        return error_response(AuthError("Token has been revoked"))
+        return error_response(TokenRevoked())

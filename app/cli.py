@@ -5,7 +5,7 @@ import click
 from flask import Flask
 
 from .config import ConfigError, parse_duration
-from .services import accounts, attachments
+from .services import accounts, attachments, tokens
 
 
 def register(app: Flask) -> None:
@@ -28,3 +28,8 @@ def register(app: Flask) -> None:
         except ConfigError as err:
             raise click.BadParameter(str(err)) from None
         click.echo(f"deleted {attachments.purge_unsent(age)} unsent uploads")
+
+    @app.cli.command("purge-revoked")
+    def purge_revoked() -> None:
+        """Forget revoked tokens that have expired anyway (logout also does this as it goes)."""
+        click.echo(f"deleted {tokens.purge_expired()} expired revocations")

@@ -95,6 +95,19 @@ def parse_mime_types(value: str | None) -> frozenset[str]:
     return frozenset(types)
 
 
+def parse_rate(value: str | None, name: str, default: str) -> str:
+    """A rate in the `limits` library's notation: `100/minute`, `10 per second`,
+    several separated by `;`. Checked here so a typo stops the start, not an event."""
+    from limits import parse_many
+
+    text = (value or "").strip() or default
+    try:
+        parse_many(text)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a rate such as 100/minute") from None
+    return text
+
+
 def normalize_database_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL whatever scheme the URL was written with."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
@@ -168,6 +181,16 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         # server says `user_stopped_typing` itself after the timeout.
         "TYPING_THROTTLE_SECONDS": parse_seconds(env.get("TYPING_THROTTLE"), "TYPING_THROTTLE", 3.0),
         "TYPING_TIMEOUT_SECONDS": parse_seconds(env.get("TYPING_TIMEOUT"), "TYPING_TIMEOUT", 6.0),
+        # Socket abuse limits, per user across all their sockets (see docs/security.md).
+        "REDIS_URL": (env.get("REDIS_URL") or "").strip() or None,
+        "RATE_LIMIT_MESSAGES": parse_rate(env.get("RATE_LIMIT_MESSAGES"), "RATE_LIMIT_MESSAGES", "100/minute"),
+        "RATE_LIMIT_TYPING": parse_rate(env.get("RATE_LIMIT_TYPING"), "RATE_LIMIT_TYPING", "120/minute"),
+        "RATE_LIMIT_JOINS": parse_rate(env.get("RATE_LIMIT_JOINS"), "RATE_LIMIT_JOINS", "60/minute"),
+        "RATE_LIMIT_OTHER": parse_rate(env.get("RATE_LIMIT_OTHER"), "RATE_LIMIT_OTHER", "300/minute"),
+        "RATE_LIMIT_REFUSALS": parse_int(env.get("RATE_LIMIT_REFUSALS"), "RATE_LIMIT_REFUSALS", 100),
+        "MAX_SOCKETS_PER_USER": parse_int(env.get("MAX_SOCKETS_PER_USER"), "MAX_SOCKETS_PER_USER", 20),
+        # How often open sockets are checked for tokens that expired or were revoked elsewhere.
+        "AUTH_SWEEP_SECONDS": parse_seconds(env.get("AUTH_SWEEP_INTERVAL"), "AUTH_SWEEP_INTERVAL", 1.0),
         "WORKER_CONNECTIONS": parse_int(env.get("WORKER_CONNECTIONS"), "WORKER_CONNECTIONS", 10000),
         "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").upper(),
         # flask-smorest: the OpenAPI document is served at /api/openapi.json.

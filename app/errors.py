@@ -6,9 +6,11 @@ namespace into the ack `{"ok": false, "error": {...}}` plus the `error` event.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Response, jsonify
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 
 class AppError(Exception):
@@ -54,6 +56,14 @@ class TokenExpired(AuthError):
     code, message = "token_expired", "Token has expired"
 
 
+class TokenRevoked(AuthError):
+    code, message = "token_revoked", "Token has been revoked"
+
+
+class TooManyConnections(AuthError):
+    code, status, message = "too_many_connections", 429, "Too many open connections for this user"
+
+
 class Forbidden(AppError):
     code, status, message = "forbidden", 403, "You do not have permission to do this"
 
@@ -86,8 +96,40 @@ class UnsupportedMediaType(AppError):
     code, status, message = "unsupported_media_type", 415, "This file type is not allowed"
 
 
+class RateLimited(AppError):
+    """Carries `retryAfter` (whole seconds, at least 1) beside code and message."""
+
+    code, status, message = "rate_limited", 429, "Too many requests; slow down"
+
+    def __init__(self, retry_after: float, message: str | None = None):
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message, retryAfter=self.retry_after)
+
+
+class Unavailable(AppError):
+    """The database (or another dependency) failed; nothing was stored, try again."""
+
+    code, status, message = "unavailable", 503, "The service is temporarily unavailable; try again"
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message, retryable=True)
+
+
 class InternalError(AppError):
     pass
+
+
+def as_app_error(exc: BaseException) -> AppError:
+    """What the client is told about any failure. Our own errors as they are; a
+    database that cannot be reached (or is locked) as `unavailable`, retryable;
+    anything else as a bare `internal_error`, never its message, SQL or traceback."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return Unavailable()
+    return InternalError()
 
 
 def error_response(err: AppError) -> Response:

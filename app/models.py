@@ -227,3 +227,16 @@ class ActivityLog(db.Model):
     new_values: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RevokedToken(db.Model):
+    """A token given up by logout. Kept until it would have expired anyway, so a
+    revocation survives restarts and is seen by every process; then purged."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(10))
+    user_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

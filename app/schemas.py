@@ -23,6 +23,7 @@ MAX_MENTIONS = 50
 MAX_CLIENT_ID_LENGTH = 64
 MAX_EMOJI_LENGTH = 32
 REPLY_EXCERPT_LENGTH = 100
+MAX_TOKEN_LENGTH = 4096
 
 
 class Id(fields.Field):
@@ -167,6 +168,16 @@ class MemberUpdateIn(InputSchema):
 
 
 # ---- chat -------------------------------------------------------------------
+class RefreshTokenIn(InputSchema):
+    error_message = "A new access token is required"
+    token = fields.String(required=True, validate=validate.Length(min=1, max=MAX_TOKEN_LENGTH))
+
+
+class LogoutIn(InputSchema):
+    error_message = "Invalid logout request"
+    refresh_token = fields.String(data_key="refreshToken", validate=validate.Length(min=1, max=MAX_TOKEN_LENGTH))
+
+
 class TaskRef(InputSchema):
     error_message = "Task ID is required"
     task_id = Id(data_key="taskId", required=True)

@@ -19,7 +19,7 @@ from app.extensions import db, socketio
 
 # Children first, so SQLite's foreign keys allow each DELETE.
 TABLES = (
-    "activity_logs", "notifications", "message_reactions", "message_edits", "attachments",
+    "revoked_tokens", "activity_logs", "notifications", "message_reactions", "message_edits", "attachments",
     "task_chat", "task_members", "tasks", "users",
 )
 _emails = itertools.count(1)

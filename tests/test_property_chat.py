@@ -48,6 +48,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_socketio.test_client import SocketIOTestClient
+import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test,
@@ -590,6 +591,13 @@ class ChatMachine(RuleBasedStateMachine):
         for device in self._room(task):
             shown = [item for _id, item in sorted(device.shown.get(task, {}).items())]
             assert shown == expected, device.name
+
+
+@pytest.fixture
+def settings():
+    # Thousands of events by the same few users in one app: rate limits are not under test here.
+    return {"RATE_LIMIT_MESSAGES": "100000/minute", "RATE_LIMIT_JOINS": "100000/minute",
+            "RATE_LIMIT_TYPING": "100000/minute", "RATE_LIMIT_OTHER": "100000/minute"}
 
 
 def test_no_message_is_lost_or_stored_twice(app):

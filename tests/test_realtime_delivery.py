@@ -285,6 +285,7 @@ def test_changes_to_older_messages_after_last_message_id_come_as_updated(room, s
     assert (tombstone["deleted"], tombstone["message"], tombstone["reactions"]) == (True, None, [])
 
 
+@pytest.mark.parametrize("settings", [{"RATE_LIMIT_MESSAGES": "1000/minute"}])  # 210 reactions by one user
 def test_more_than_200_changed_older_messages_give_200_and_updated_has_more(socket, client, alice, bob, task):
     ids = [rest_send(client, alice, task["id"], f"old {i}")["id"] for i in range(CATCH_UP_LIMIT + 5)]
     reactor = socket(alice)

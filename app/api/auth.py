@@ -1,12 +1,12 @@
 """Accounts and tokens."""
 from __future__ import annotations
 
-from flask_jwt_extended import current_user, jwt_required
+from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_smorest import Blueprint
 
-from ..auth import issue_access_token, issue_tokens
-from ..schemas import AccessTokenOut, AuthOut, LoginIn, RegisterIn, UserOut
-from ..services import accounts
+from ..auth import Actor, issue_access_token, issue_tokens
+from ..schemas import AccessTokenOut, AuthOut, LoginIn, LogoutIn, RegisterIn, UserOut
+from ..services import accounts, tokens
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
 
@@ -33,6 +33,16 @@ def login(data):
 def refresh():
     """Send the refresh token as the Bearer token; get a new access token."""
     return {"access_token": issue_access_token(current_user.id)}
+
+
+@blp.post("/logout")
+@jwt_required()
+@blp.arguments(LogoutIn, required=False)
+@blp.response(204)
+def logout(data):
+    """Revoke the access token sent as Bearer, and the refresh token if given as
+    `refreshToken`. Sockets that use them hear `auth_expired` and are disconnected."""
+    tokens.logout(Actor.of(current_user), get_jwt(), (data or {}).get("refresh_token"))
 
 
 @blp.get("/me")

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
     AppError,
     BadRequest,
-    InternalError,
+    Unavailable,
+    as_app_error,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -56,5 +57,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error")
-        return error_response(InternalError())
+        err = as_app_error(exc)
+        if isinstance(err, Unavailable):
+            log.warning("%s %s: database unavailable (%s)", request.method, request.path, type(exc).__name__)
+        else:
+            log.error("%s %s failed", request.method, request.path, exc_info=exc)
+        return error_response(err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..extensions import socketio
+from . import throttle
 from .namespace import TasksNamespace, handle_error
 from .presence import Registry
 
@@ -12,6 +13,7 @@ def register_namespaces(app: Flask) -> None:
     namespaces = ["/tasks"] + (["/"] if app.config["SOCKETIO_ROOT_NAMESPACE"] else [])
     app.config["SOCKETIO_NAMESPACES"] = namespaces
     app.extensions["taskchat_presence"] = Registry()
+    throttle.init_app(app)
     for name in namespaces:
         socketio.on_namespace(TasksNamespace(name))
     socketio.on_error_default(handle_error)

@@ -8,18 +8,20 @@ event by `handle_error`, registered for every namespace.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import g, request
 from flask_socketio import ConnectionRefusedError, Namespace
 
-from ..auth import Actor, user_from_token
-from ..errors import AppError, AuthError, InternalError
+from ..auth import Actor, session_from_token
+from ..errors import AuthError, RateLimited, TokenInvalid, TooManyConnections, Unavailable, as_app_error
 from ..schemas import (
-    EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, SendMessageIn, TaskRef, load, message_out,
+    EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, RefreshTokenIn, SendMessageIn, TaskRef, load,
+    message_out,
 )
 from ..services import chat, presence, reactions, reads
-from . import notify
+from . import notify, sessions, throttle
 from .presence import SocketKey
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ def _payload(args: tuple[Any, ...]) -> Any:
     return args[0] if args else None
 
 
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def _socket() -> SocketKey:
     return (request.namespace, request.sid)
 
@@ -52,25 +58,45 @@ def _socket() -> SocketKey:
 class TasksNamespace(Namespace):
     """The task chat's events. Mounted at `/tasks`, and at `/` for the original frontend."""
 
-    def _actor(self) -> Actor:
-        actor = notify.session_actor(_socket())
+    def _actor(self, kind: str) -> Actor:
+        """Every event starts here: the socket's token must still be good, and the
+        user within the rate limit of this kind of event."""
+        key = _socket()
+        actor = notify.session_actor(key)
         if actor is None:  # an event raced the connect handler; treat as unauthenticated
             raise AuthError()
+        sessions.check(key)
+        throttle.check(actor, kind)
         g.viewer_id = actor.id  # whose `reactions[].me` the ack shows
         return actor
 
     def on_connect(self, auth: Any = None) -> None:
+        if auth is not None and not isinstance(auth, dict):
+            raise ConnectionRefusedError("Authentication error: auth must be an object", {"code": "auth_required"})
         try:
-            user = user_from_token(_token(auth))
+            session = session_from_token(_token(auth))
         except AuthError as err:
             raise ConnectionRefusedError(err.message, {"code": err.code}) from None
-        notify.connected(_socket(), Actor.of(user))
+        if not sessions.opened(_socket(), session):
+            err = TooManyConnections()
+            raise ConnectionRefusedError(err.message, {"code": err.code})
+
+    def on_refresh_token(self, *args: Any) -> dict[str, Any]:
+        """Renew in place: a new access token of the same user, before the old one
+        expires; the socket keeps its rooms."""
+        actor = self._actor("other")
+        token = load(RefreshTokenIn, _payload(args))["token"]
+        session = session_from_token(token)
+        if session.user.id != actor.id:
+            raise TokenInvalid("The new token belongs to another user")
+        sessions.renew(_socket(), session)
+        return ok({"expiresAt": _iso(session.expires_at)})
 
     def on_disconnect(self, reason: Any = None) -> None:
         notify.disconnected(_socket())
 
     def on_join_task(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("joins")
         data = load(JoinTaskIn, _task_payload(args))
         joined = presence.join_task(actor, _socket(), data["task_id"], data["last_message_id"])
         caught = joined.catch_up
@@ -82,40 +108,40 @@ class TasksNamespace(Namespace):
         })
 
     def on_leave_task(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("joins")
         task_id = load(TaskRef, _task_payload(args))["task_id"]
         presence.leave_task(actor, _socket(), task_id)
         return ok({"taskId": task_id})
 
     def on_send_message(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("messages")
         data = load(SendMessageIn, _payload(args))
         task_id = data.pop("task_id")
         message = chat.send_message(actor, task_id, **data)
         return ok(dict(message_out.dump(message), duplicate=message.duplicate))
 
     def on_edit_message(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("messages")
         data = load(EditMessageIn, _payload(args))
         return ok(message_out.dump(chat.edit_message(actor, data["message_id"], data["message"])))
 
     def on_delete_message(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("messages")
         data = load(MessageRef, _payload(args))
         return ok(message_out.dump(chat.delete_message(actor, data["message_id"])))
 
     def on_add_reaction(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("messages")
         data = load(ReactionIn, _payload(args))
         return ok(message_out.dump(reactions.add_reaction(actor, data["message_id"], data["emoji"])))
 
     def on_remove_reaction(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("messages")
         data = load(ReactionIn, _payload(args))
         return ok(message_out.dump(reactions.remove_reaction(actor, data["message_id"], data["emoji"])))
 
     def on_mark_read(self, *args: Any) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("other")
         data = load(MarkReadIn, _payload(args))
         state = reads.mark_read(actor, data["task_id"], data["message_id"])
         return ok({"taskId": state.task_id, "lastReadId": state.last_read_id, "unreadCount": state.unread_count})
@@ -127,7 +153,7 @@ class TasksNamespace(Namespace):
         return self._typing(args, started=False)
 
     def _typing(self, args: tuple[Any, ...], started: bool) -> dict[str, Any]:
-        actor = self._actor()
+        actor = self._actor("typing")
         task_id = load(TaskRef, _payload(args))["task_id"]
         presence.typing(actor, _socket(), task_id, started)
         return ok({"taskId": task_id})
@@ -136,12 +162,17 @@ class TasksNamespace(Namespace):
 def handle_error(exc: Exception) -> dict[str, Any]:
     """Any failure of an event: the ack, and the `error` event the original frontend listens to."""
     event = (getattr(request, "event", None) or {}).get("message")
-    if not isinstance(exc, AppError):
+    err = as_app_error(exc)
+    if isinstance(err, Unavailable):
+        log.warning("socket event %s: database unavailable (%s)", event, type(exc).__name__)
+    elif err is not exc:
         log.error("socket event %s failed", event, exc_info=exc)
-        exc = InternalError()
+    exc = err
     if event == "connect":
         # A connect handler that fails refuses the connection; it never half-opens it.
         raise ConnectionRefusedError(exc.message, {"code": exc.code})
     error = exc.to_dict()
     notify.error_to(_socket(), error)
+    if isinstance(exc, RateLimited):
+        throttle.refused(_socket())
     return {"ok": False, "error": error}

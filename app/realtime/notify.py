@@ -55,9 +55,31 @@ def _origin_sid() -> str | None:
 
 
 # ---- a socket's own rooms ------------------------------------------------------
-def connected(key: SocketKey, actor: Actor) -> None:
-    registry().add_socket(key, actor)
+def connected(key: SocketKey, actor: Actor, jti: str = "", expires_at: float = float("inf")) -> bool:
+    """Register the socket and its token; False when the user has too many open."""
+    if not registry().add_socket(key, actor, jti, expires_at, current_app.config["MAX_SOCKETS_PER_USER"]):
+        return False
     socketio.server.enter_room(key[1], user_room(actor.id), namespace=key[0])
+    return True
+
+
+def auth_ended(key: SocketKey, code: str) -> None:
+    """The socket's token expired or was revoked: say so, then hang up. The
+    disconnect handler leaves its rooms as for any other disconnect."""
+    socketio.emit("auth_expired", {"code": code}, to=key[1], namespace=key[0])
+    socketio.server.disconnect(key[1], namespace=key[0])
+
+
+def hang_up(key: SocketKey) -> None:
+    socketio.server.disconnect(key[1], namespace=key[0])
+
+
+def tokens_revoked(jtis: list[str]) -> None:
+    """After logout: this process's sockets that use those tokens end now."""
+    revoked = set(jtis)
+    for key, jti, _expires in registry().sessions():
+        if jti in revoked:
+            auth_ended(key, "token_revoked")
 
 
 def disconnected(key: SocketKey) -> None:

@@ -7,7 +7,9 @@ counts its own sockets; a shared (Redis) registry is future work.
 """
 from __future__ import annotations
 
+import math
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..auth import Actor
@@ -18,7 +20,10 @@ SocketKey = tuple[str, str]  # (namespace, sid)
 @dataclass
 class SocketState:
     actor: Actor
+    jti: str = ""  # the token it connected (or last renewed) with
+    expires_at: float = math.inf  # that token's `exp`, epoch seconds
     tasks: set[int] = field(default_factory=set)
+    refusals: deque[float] = field(default_factory=deque)  # when rate_limited was answered
 
 
 @dataclass
@@ -38,13 +43,46 @@ class Registry:
         self._names: dict[int, str] = {}
         self._typing: dict[tuple[int, int], Typing] = {}
         self._sweeping = False
+        self._auth_sweeping = False
 
     # ---- sockets ----------------------------------------------------------------
-    def add_socket(self, key: SocketKey, actor: Actor) -> None:
+    def add_socket(self, key: SocketKey, actor: Actor, jti: str = "", expires_at: float = math.inf,
+                   max_per_user: int | None = None) -> bool:
+        """False, and nothing added, when the user already has `max_per_user` sockets."""
         with self._lock:
-            self._sockets[key] = SocketState(actor)
-            self._by_user.setdefault(actor.id, set()).add(key)
+            keys = self._by_user.setdefault(actor.id, set())
+            if max_per_user is not None and len(keys) >= max_per_user:
+                if not keys:
+                    self._by_user.pop(actor.id, None)
+                return False
+            self._sockets[key] = SocketState(actor, jti, expires_at)
+            keys.add(key)
             self._names[actor.id] = actor.name
+            return True
+
+    def renew(self, key: SocketKey, jti: str, expires_at: float) -> bool:
+        with self._lock:
+            state = self._sockets.get(key)
+            if state is None:
+                return False
+            state.jti, state.expires_at = jti, expires_at
+            return True
+
+    def sessions(self) -> list[tuple[SocketKey, str, float]]:
+        """Every socket's token: (key, jti, expires_at)."""
+        with self._lock:
+            return [(key, state.jti, state.expires_at) for key, state in self._sockets.items()]
+
+    def refused(self, key: SocketKey, now: float, window: float) -> int:
+        """Count one more rate-limit refusal; returns how many fell within `window`."""
+        with self._lock:
+            state = self._sockets.get(key)
+            if state is None:
+                return 0
+            state.refusals.append(now)
+            while state.refusals and state.refusals[0] <= now - window:
+                state.refusals.popleft()
+            return len(state.refusals)
 
     def remove_socket(self, key: SocketKey) -> SocketState | None:
         """Forget the socket; its rooms must have been left first."""
@@ -150,5 +188,20 @@ class Registry:
         with self._lock:
             self._sweeping = False
 
+    # ---- the token sweep ----------------------------------------------------------
+    def start_auth_sweep(self) -> bool:
+        """True when the caller should start the token sweeper (none is running)."""
+        with self._lock:
+            if self._auth_sweeping:
+                return False
+            self._auth_sweeping = True
+            return True
 
-registry = Registry()
+    def stop_auth_sweep_if_idle(self) -> bool:
+        """True when no socket is open and the sweeper should end (checked and
+        cleared in one step, as for typing)."""
+        with self._lock:
+            if self._sockets:
+                return False
+            self._auth_sweeping = False
+            return True

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt as pyjwt
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from .errors import AuthError, TokenExpired, TokenInvalid, TokenRevoked, error_response
@@ -91,9 +91,8 @@ def decode_claims(token: str, token_type: str = "access") -> dict[str, Any]:
 def _bare_token(token: Any) -> str:
     if not isinstance(token, str) or not token.strip():
         raise AuthError("Authentication error: No token provided")
-    token = token.strip()
-    if token.lower().startswith("bearer "):
-        token = token[7:].strip()
+    scheme, _, rest = token.strip().partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else token.strip()
     if not token:
         raise AuthError("Authentication error: No token provided")
     return token
@@ -141,10 +140,16 @@ def register_jwt_callbacks(app: Flask) -> None:
         return error_response(TokenExpired())
 
     @jwt.token_verification_loader
-    def _complete(_header: dict, claims: dict) -> bool:
-        # Flask-JWT-Extended has filled in a missing `jti`; a token without one
-        # could never be revoked, so it is not accepted.
-        return isinstance(claims.get("jti"), str) and bool(claims["jti"]) and "exp" in claims
+    def _complete(_header: dict, _claims: dict) -> bool:
+        # Flask-JWT-Extended fills in a missing `type` and `jti` before we see the
+        # claims; the token as sent (its signature already verified) must carry them.
+        sent = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        try:
+            raw = pyjwt.decode(sent, options={"verify_signature": False})
+        except pyjwt.InvalidTokenError:
+            return False
+        return (all(claim in raw for claim in _REQUIRED_CLAIMS) and raw["type"] in ("access", "refresh")
+                and isinstance(raw["jti"], str) and bool(raw["jti"]))
 
     @jwt.token_verification_failed_loader
     def _incomplete(_header: dict, _claims: dict):

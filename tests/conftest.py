@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 from flask_migrate import upgrade
+from flask_socketio.test_client import SocketIOTestClient
+from socketio import packet
 from sqlalchemy import text
 
 from app import create_app
@@ -174,6 +176,43 @@ def socket(app, client):
     for sock, namespace in opened:
         if sock.is_connected(namespace):
             sock.disconnect(namespace)
+
+
+class RecordingTestClient(SocketIOTestClient):
+    """Flask-SocketIO's test client, keeping the CONNECT_ERROR payload it otherwise drops.
+
+    Only the delivery to this client is observed; the server handles the connect as usual.
+    """
+
+    connect_error = None
+
+    def connect(self, namespace=None, query_string=None, headers=None, auth=None):
+        deliver = self.socketio.server._send_packet
+
+        def record(eio_sid, pkt):
+            if eio_sid == self.eio_sid and pkt.packet_type == packet.CONNECT_ERROR:
+                self.connect_error = pkt.data
+            deliver(eio_sid, pkt)
+
+        self.socketio.server._send_packet = record
+        try:
+            super().connect(namespace=namespace, query_string=query_string, headers=headers, auth=auth)
+        finally:
+            self.socketio.server._send_packet = deliver
+
+
+@pytest.fixture
+def refused(app, client):
+    """Try to connect; assert it was refused; return the client's `connect_error` payload."""
+
+    def attempt(namespace: str = "/tasks", auth=None, headers=None) -> dict:
+        sock = RecordingTestClient(app, socketio, namespace=namespace, auth=auth, headers=headers,
+                                   flask_test_client=client)
+        assert not sock.is_connected(namespace)
+        assert sock.connect_error is not None, "the client was not told why it was refused"
+        return sock.connect_error
+
+    return attempt
 
 
 def events(sock, name: str, namespace: str = "/tasks") -> list:

@@ -223,7 +223,7 @@ class Api:
             headers.update(user.headers)
         response = self.http.request(method, self.base_url + path, headers=headers, timeout=10, **kwargs)
         assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json()
+        return None if response.status_code == 204 else response.json()
 
     def register(self, first_name: str, last_name: str) -> User:
         email = f"e2e-{uuid.uuid4().hex[:16]}@example.com"

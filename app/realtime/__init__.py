@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..extensions import socketio
-from . import throttle
+from . import hardening, throttle
 from .namespace import TasksNamespace, handle_error
 from .presence import Registry
 
@@ -17,3 +17,5 @@ def register_namespaces(app: Flask) -> None:
     for name in namespaces:
         socketio.on_namespace(TasksNamespace(name))
     socketio.on_error_default(handle_error)
+    # After the namespaces: the filter allows only their events.
+    hardening.install(socketio.server)

@@ -42,7 +42,9 @@ class Throttle:
 
 def init_app(app: Flask) -> None:
     url = app.config.get("REDIS_URL")
-    storage = storage_from_string(url, key_prefix="taskchat-socket") if url else storage_from_string("memory://")
+    # The Redis keys' prefix; a test (or a second deployment on the same Redis) gives its own.
+    prefix = app.config.get("RATE_LIMIT_KEY_PREFIX") or "taskchat-socket"
+    storage = storage_from_string(url, key_prefix=prefix) if url else storage_from_string("memory://")
     items = {kind: parse_many(app.config[setting]) for kind, setting in KINDS.items()}
     app.extensions["taskchat_throttle"] = Throttle(storage, MovingWindowRateLimiter(storage), items)
 

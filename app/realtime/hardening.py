@@ -1,0 +1,265 @@
+"""What a client sends, dropped or cut short before it costs anything.
+
+python-socketio and python-engineio act on whatever a client sends. Left alone:
+
+- an EVENT named "connect" ran `on_connect` again (Flask-SocketIO routes every
+  event to `on_<name>`) and re-registered the socket: with someone else's token
+  the socket became that user, its rate-limit refusals and rooms were forgotten.
+  One named "disconnect" ran `on_disconnect` while the socket stayed connected
+  and in its rooms; the registry forgot it, so later removals from a task,
+  logouts and expiries (which all look sockets up there) no longer reached it,
+  and it no longer counted against MAX_SOCKETS_PER_USER;
+- an event no handler knows started a handler thread and had its ack answered
+  with an empty list; an event name that is not a string, a payload that is not
+  a list, JSON that does not decode (deep nesting is a RecursionError) or an
+  unknown packet type raised, and logged a traceback;
+- a BINARY_EVENT or BINARY_ACK packet, and every binary frame after it, was kept
+  in memory until as many attachments came as the packet announced;
+- every event started its own thread (greenlet) at once, without bound, ahead
+  of everybody else's events (see MAX_EVENTS_IN_FLIGHT);
+- a long-polling POST that Engine.IO refuses (over `max_http_buffer_size`, or an
+  unknown Engine.IO packet) kept its thread, and a worker connection slot,
+  forever (see `_close_sessions_without_waiting`);
+- a WebSocket message was read whole, however big, before its size was checked
+  (see `_bound_websocket_messages`).
+
+So `install` drops every binary packet and frame, every EVENT whose name is not
+one of the namespace's own handlers, and every packet that does not decode; a
+dropped packet gets no ack and leaves the socket connected. No event of this
+server takes binary data. Nothing here logs a session id: for long-polling the
+Engine.IO sid is the session's only credential.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import engineio
+import socketio
+from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+from socketio import packet
+
+log = logging.getLogger(__name__)
+
+# Socket.IO's reserved names: what the server and client say about the
+# connection itself, never an event a client may emit.
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener",
+                             "removeListener"})
+# Events of one connection being handled at once. python-socketio starts a thread
+# (a greenlet under gevent) per event as soon as it is read, with no bound: a burst
+# of thousands queues thousands of handlers ahead of everybody else's events, which
+# the rate limit only refuses one by one as each runs; and Engine.IO reads and
+# decodes a connection's frames in one loop that does not yield while more are
+# buffered. A client waits for its acks: one with this many unanswered is
+# flooding. What it sends on is dropped; as many again, and the connection is
+# closed, which also ends the reading of its backlog.
+MAX_EVENTS_IN_FLIGHT = 32
+_CLOSED_REMEMBERED = 1024
+_BINARY = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
+_PASSED = (packet.CONNECT, packet.DISCONNECT, packet.ACK)  # a client's CONNECT_ERROR or unknown type is dropped
+
+
+class _InFlight:
+    """How many events of each Engine.IO connection are dispatched and not yet done,
+    and how many it sent on top of that since it last had none in flight."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count: dict[str, int] = {}
+        self._over: dict[str, int] = {}
+        self._closed: OrderedDict[str, None] = OrderedDict()  # the last connections closed for flooding
+
+    def close(self, eio_sid: str) -> None:
+        with self._lock:
+            self._closed[eio_sid] = None
+            while len(self._closed) > _CLOSED_REMEMBERED:
+                self._closed.popitem(last=False)
+
+    def closed(self, eio_sid: str) -> bool:
+        return eio_sid in self._closed
+
+    def take(self, eio_sid: str) -> bool:
+        with self._lock:
+            count = self._count.get(eio_sid, 0)
+            if count >= MAX_EVENTS_IN_FLIGHT:
+                self._over[eio_sid] = self._over.get(eio_sid, 0) + 1
+                return False
+            self._count[eio_sid] = count + 1
+            return True
+
+    def over(self, eio_sid: str) -> int:
+        with self._lock:
+            return self._over.get(eio_sid, 0)
+
+    def release(self, eio_sid: str) -> None:
+        with self._lock:
+            count = self._count.get(eio_sid, 0) - 1
+            if count > 0:
+                self._count[eio_sid] = count
+            else:
+                self._count.pop(eio_sid, None)
+                self._over.pop(eio_sid, None)  # it waited for its answers: a clean slate
+
+
+def client_events(server: socketio.Server) -> dict[str, frozenset[str]]:
+    """Per namespace, the events a client may send: the `on_<event>` methods of
+    its namespace handler (and any handler registered with `@socketio.on`)."""
+    allowed: dict[str, set[str]] = {}
+    for namespace, handler in server.namespace_handlers.items():
+        names = {name[3:] for name in dir(handler) if name.startswith("on_") and callable(getattr(handler, name))}
+        allowed.setdefault(namespace, set()).update(names)
+    for namespace, handlers in server.handlers.items():
+        allowed.setdefault(namespace, set()).update(name for name in handlers if isinstance(name, str))
+    return {namespace: frozenset(names - RESERVED_EVENTS) for namespace, names in allowed.items()}
+
+
+def install(server: socketio.Server) -> None:
+    """Put the filter in front of `server`'s Engine.IO message handler.
+
+    Why the bound method is replaced on the instance, and re-registered with
+    Engine.IO: `_handle_eio_message` is the one place where a packet has been
+    read but nothing done with it yet. One level down, `_handle_event`, the
+    binary attachments have already been buffered and (in `_handle_eio_message`)
+    a malformed packet has already raised; one level up, Engine.IO hands over
+    raw strings and bytes. python-socketio gives no hook here. `Server.__init__`
+    registered the bound method with `eio.on("message", ...)`, so replacing the
+    attribute alone would not be enough for live traffic; Flask-SocketIO's test
+    client calls the attribute directly, so both are set.
+
+    Call it after every namespace is registered: the allowed events are read once.
+    """
+    allowed = client_events(server)
+    original: Callable[[str, Any], None] = server._handle_eio_message
+    in_flight = _InFlight()
+
+    def dispatch(eio_sid: str, pkt: packet.Packet) -> None:
+        namespace = pkt.namespace or "/"
+        if not server.manager.is_connected(server.manager.sid_from_eio_sid(eio_sid, namespace), namespace):
+            return  # python-socketio would drop it too (without our count)
+        if not in_flight.take(eio_sid):
+            if in_flight.over(eio_sid) > MAX_EVENTS_IN_FLIGHT:
+                log.warning("connection closed: %d events sent on top of %d unanswered",
+                            in_flight.over(eio_sid), MAX_EVENTS_IN_FLIGHT)
+                in_flight.close(eio_sid)
+                server.eio.disconnect(eio_sid)
+            return
+        try:
+            server._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        except BaseException:
+            in_flight.release(eio_sid)
+            raise
+
+    run_event = server._handle_event_internal
+
+    def handle_event_internal(srv: socketio.Server, sid: str, eio_sid: str, data: Any, namespace: str,
+                              id: int | None) -> None:  # noqa: A002 (python-socketio's name)
+        try:
+            run_event(srv, sid, eio_sid, data, namespace, id)
+        finally:
+            in_flight.release(eio_sid)
+
+    def handle_eio_message(eio_sid: str, data: Any) -> None:
+        if in_flight.closed(eio_sid):
+            # Closed for flooding, and Engine.IO's reading loop is still going through
+            # the frames that were on their way: let the writer run, which ends the loop.
+            server.sleep(0)
+            return
+        if not isinstance(data, str) or data[:1] in _BINARY:
+            return  # a binary packet, or a binary frame (the attachment of one); none is accepted
+        try:
+            pkt = server.packet_class(encoded_packet=data)
+        except (ValueError, TypeError, RecursionError):
+            # Not JSON, too deeply nested, an id or a number too long, no packet type.
+            log.debug("dropped a packet that does not decode")
+            return
+        if pkt.packet_type in _PASSED:
+            original(eio_sid, data)  # as python-socketio does them
+        elif pkt.packet_type == packet.EVENT:
+            event = pkt.data[0] if isinstance(pkt.data, list) and pkt.data else None
+            if isinstance(event, str) and event in allowed.get(pkt.namespace or "/", ()):
+                dispatch(eio_sid, pkt)
+            else:
+                log.debug("dropped an event the server does not take")
+        else:
+            log.debug("dropped a packet of type %r", pkt.packet_type)
+
+    server._handle_eio_message = handle_eio_message
+    server._handle_event_internal = handle_event_internal  # `_handle_event` starts it as self._handle_event_internal
+    server.eio.on("message", handle_eio_message)
+    _close_sessions_without_waiting(server.eio)
+    _bound_websocket_messages(server.eio)
+
+
+def _close_sessions_without_waiting(eio: engineio.Server) -> None:
+    """`eio.disconnect(sid)` closes the session and answers at once. Engine.IO calls it
+    itself (on the instance) when it refuses a request of the session; a GET still
+    waiting on the session takes the CLOSE packet as before. Shutting everything down
+    (`disconnect()` without a sid) is left as it is."""
+    original = eio.disconnect
+
+    def disconnect(sid: str | None = None) -> None:
+        if sid is None:
+            original()
+            return
+        socket = eio.sockets.get(sid)
+        if socket is not None:
+            socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+        eio.sockets.pop(sid, None)
+
+    eio.disconnect = disconnect
+
+
+def _bound_websocket_messages(eio: engineio.Server) -> None:
+    """Refuse a WebSocket message over `max_http_buffer_size` bytes while it is read.
+
+    Engine.IO checks the size of a message only once the WebSocket library has read
+    all of it, and neither library it uses here is told a limit: gevent-websocket
+    (gunicorn) reads a frame of whatever length its header announces, and joins
+    continuation frames without end; simple-websocket (`flask run`) takes a
+    `max_message_size` that Engine.IO does not pass. A 200 MB frame grew the gunicorn
+    worker by 380 MB before it was refused. The driver's WebSocket class is swapped,
+    on this server only, for one that passes the limit (simple-websocket) or counts
+    the bytes of each message as gevent-websocket reads them, refusing the read
+    that would pass the limit: the frame ends as if the client had gone, and
+    Engine.IO closes the connection as it does for any packet over the limit.
+    """
+    limit = eio.max_http_buffer_size
+    base = eio._async.get("websocket") if eio._async else None
+    if base is None:
+        return
+    if issubclass(base, SimpleWebSocketWSGI):
+
+        class Bounded(base):  # type: ignore[valid-type,misc]
+            def __init__(self, handler: Any, server: Any, **kwargs: Any):
+                super().__init__(handler, server, **kwargs)
+                self.server_args["max_message_size"] = limit
+
+    elif hasattr(base, "wait") and base.__module__ == "engineio.async_drivers.gevent":
+
+        class Bounded(base):  # type: ignore[valid-type,misc,no-redef]
+            _read = 0  # bytes of the message being read
+
+            def __call__(self, environ: dict, start_response: Any) -> Any:
+                ws = environ.get("wsgi.websocket")
+                if ws is not None:
+                    read_payload = ws.raw_read  # what gevent-websocket reads frame payloads with
+
+                    def bounded(size: int) -> bytes:
+                        self._read += size
+                        if self._read > limit:
+                            raise OSError("message too large")  # read_frame takes it for a lost connection
+                        return read_payload(size)
+
+                    ws.raw_read = bounded
+                return super().__call__(environ, start_response)
+
+            def wait(self) -> Any:
+                self._read = 0
+                return super().wait()
+
+    else:  # another driver: left as it is
+        return
+    eio._async = {**eio._async, "websocket": Bounded}

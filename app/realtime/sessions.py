@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import Session
 from ..errors import TokenExpired, TokenRevoked
-from ..extensions import db, socketio
+from ..extensions import socketio
 from ..services import tokens
 from . import notify
 from .presence import SocketKey
@@ -81,10 +81,7 @@ def _sweep_once(registry) -> None:
             live.append((key, jti))
     if not live:
         return
-    try:
-        revoked = tokens.revoked_among(jti for _key, jti in live)
-    finally:
-        db.session.remove()
+    revoked = tokens.revoked_among(jti for _key, jti in live)  # the app context's end removes the session
     for key, jti in live:
         if jti in revoked:
             notify.auth_ended(key, TokenRevoked.code)

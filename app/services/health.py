@@ -16,6 +16,9 @@ def check() -> dict[str, str]:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         log.warning("health: database unavailable: %s", type(exc).__name__)
-        db.session.rollback()
+        try:
+            db.session.rollback()
+        except SQLAlchemyError:
+            pass  # the connection is gone: the failed ROLLBACK discarded it
         return {"status": "unavailable", "database": "unavailable"}
     return {"status": "ok", "database": "ok"}

@@ -6,6 +6,7 @@ Output schemas shape models into the camelCase JSON both doors send.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,14 +41,30 @@ class Id(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
-        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 19:
-            value = int(value.strip())
+        # ASCII digits only, as sent: str.isdigit() is also true for "²" (which int()
+        # refuses: a crash) and "١٢" (which int() reads as 12), and spaces are no id.
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+            value = int(value)
         if not isinstance(value, int) or not self.minimum <= value <= MAX_DB_INT:
             raise self.make_error("invalid")
         return value
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int | None:
         return value
+
+
+class BoundedList(fields.List):
+    """A list whose length is checked before its items: 30 000 bad items would
+    otherwise give 30 000 error messages, an answer of megabytes."""
+
+    def __init__(self, inner: fields.Field, *, max_length: int, **kwargs: Any):
+        self.max_length = max_length
+        super().__init__(inner, validate=validate.Length(max=max_length), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, list) and len(value) > self.max_length:
+            raise SchemaError(f"Longer than maximum length {self.max_length}.")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class Text(fields.String):
@@ -63,14 +80,26 @@ class Text(fields.String):
             raise SchemaError("Must not be blank.")
         if len(text) > self.max_length:
             raise SchemaError(f"Must be at most {self.max_length} characters.")
-        _refuse_nul(text)
+        _refuse_unstorable(text)
         return text
 
 
-def _refuse_nul(text: str) -> None:
-    """PostgreSQL stores no NUL character in text or JSONB: bad input, not a database crash."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_surrogates(text: str) -> None:
+    """A lone surrogate (JSON "\\ud800") is no character: it cannot be encoded as
+    UTF-8, so neither database can store it and no hash can read it."""
+    if _SURROGATE.search(text):
+        raise SchemaError("Must not contain lone surrogates (invalid Unicode).")
+
+
+def _refuse_unstorable(text: str) -> None:
+    """PostgreSQL stores no NUL character in text or JSONB, and SQLite would: refused
+    as bad input on both, rather than a database crash on one."""
     if "\x00" in text:
         raise SchemaError("Must not contain the NUL character.")
+    _refuse_surrogates(text)
 
 
 class Token(fields.String):
@@ -89,6 +118,7 @@ class Token(fields.String):
             raise SchemaError(f"Must be at most {self.max_length} characters.")
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
             raise SchemaError("Must not contain control characters.")
+        _refuse_surrogates(text)
         return text
 
 
@@ -130,19 +160,30 @@ class Email(fields.Email):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str):
             value = value.strip()
+            _refuse_unstorable(value)
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Password(fields.String):
+    """Any characters (it is only hashed, never stored), but real ones: a lone
+    surrogate cannot be encoded for the hash."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        _refuse_surrogates(text)
+        return text
 
 
 class RegisterIn(InputSchema):
     email = Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, validate=validate.Length(min=10, max=256))
+    password = Password(required=True, validate=validate.Length(min=10, max=256))
     first_name = Text(data_key="firstName", required=True, max_length=100)
     last_name = Text(data_key="lastName", required=True, max_length=100)
 
 
 class LoginIn(InputSchema):
     email = Text(required=True, max_length=254)
-    password = fields.String(required=True, validate=validate.Length(max=256))
+    password = Password(required=True, validate=validate.Length(max=256))
 
 
 # ---- tasks and members ------------------------------------------------------
@@ -191,10 +232,10 @@ class MessageBodyIn(InputSchema):
     error_message = "Task ID and message are required"
     message = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
     # Ids of files uploaded to the task by the sender (POST /api/tasks/<id>/attachments).
-    attachments = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_ATTACHMENTS))
+    attachments = BoundedList(Id(), max_length=MAX_ATTACHMENTS, load_default=list)
     reply_to = Id(data_key="replyTo", allow_none=True, load_default=None)
     client_id = Token(data_key="clientId", max_length=MAX_CLIENT_ID_LENGTH, allow_none=True, load_default=None)
-    mentions = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_MENTIONS))
+    mentions = BoundedList(Id(), max_length=MAX_MENTIONS, load_default=list)
 
     @pre_load
     def _null_lists(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -270,7 +311,7 @@ class NotificationArgs(InputSchema):
 
 class NotificationsReadIn(InputSchema):
     # Absent: mark every notification read.
-    ids = fields.List(Id(), load_default=None, validate=validate.Length(max=500))
+    ids = BoundedList(Id(), max_length=500, load_default=None)
 
 
 # ---- output -----------------------------------------------------------------

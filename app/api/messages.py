@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 
 from ..schemas import (
     ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut, MessageOut,
-    MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, page_of,
+    MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, load, page_of,
 )
 from ..services import activity, chat, history, reactions, reads
 from . import acting
@@ -73,7 +73,8 @@ def add_reaction(data, task_id, message_id):
 @jwt_required()
 @blp.response(200, MessageOut)
 def remove_reaction(task_id, message_id, emoji):
-    """The emoji URL-encoded in the path."""
+    """The emoji URL-encoded in the path, held to the same rules as in a body."""
+    emoji = load(ReactionBodyIn, {"emoji": emoji})["emoji"]
     return reactions.remove_reaction(acting(), message_id, emoji, task_id=task_id)
 
 

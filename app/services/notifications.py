@@ -7,7 +7,7 @@ from sqlalchemy import case, func, select, update
 
 from ..auth import Actor
 from ..extensions import db
-from ..models import ChatMessage, Notification, utcnow
+from ..models import ChatMessage, Notification, TaskMember, utcnow
 
 
 def record_mentions(actor: Actor, message: ChatMessage) -> list[Notification]:
@@ -28,16 +28,24 @@ class NotificationPage:
     unread_count: int
 
 
+def _visible(user_id: int):
+    """The user's notifications of tasks they are a member of now: one removed from a
+    task no longer sees (nor counts, nor marks) what it told them; re-added, they do."""
+    return (Notification.user_id == user_id) & Notification.task_id.in_(
+        select(TaskMember.task_id).where(TaskMember.user_id == user_id)
+    )
+
+
 def unread_count(user_id: int) -> int:
     return db.session.scalar(
         select(func.count()).select_from(Notification)
-        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        .where(_visible(user_id), Notification.read_at.is_(None))
     )
 
 
 def list_notifications(actor: Actor, *, limit: int = 50) -> NotificationPage:
     rows = list(db.session.scalars(
-        select(Notification).where(Notification.user_id == actor.id)
+        select(Notification).where(_visible(actor.id))
         .order_by(case((Notification.read_at.is_(None), 0), else_=1), Notification.id.desc())
         .limit(limit + 1)
     ))
@@ -52,7 +60,7 @@ class ReadResult:
 
 def mark_read(actor: Actor, ids: list[int] | None = None) -> ReadResult:
     """The given notifications of the actor, or all of them; others' ids are ignored."""
-    query = update(Notification).where(Notification.user_id == actor.id, Notification.read_at.is_(None))
+    query = update(Notification).where(_visible(actor.id), Notification.read_at.is_(None))
     if ids is not None:
         query = query.where(Notification.id.in_(ids))
     updated = db.session.execute(query.values(read_at=utcnow())).rowcount

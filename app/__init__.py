@@ -9,19 +9,39 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .config import load_config
+from .config import ConfigError, load_config, loggable_settings
 from . import extensions as ext
+from .jsonsafe import SafeJSONProvider
+
+log = logging.getLogger(__name__)
 
 
 def create_app(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Flask:
     """Build the app from the environment (or `env`), then apply `overrides` (tests)."""
     app = Flask(__name__, instance_relative_config=True)
-    app.config.update(load_config(env, instance_path=app.instance_path))
+    app.json = SafeJSONProvider(app)  # a body nested too deeply is a 400, not a RecursionError
+    settings = load_config(env, instance_path=app.instance_path)
+    app.config.update(settings)
     app.config.update(overrides or {})
+    if app.config["APP_ENV"] == "production" and app.debug:
+        raise ConfigError("debug mode is refused in production")
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SQLAlchemy keeps its loggers at WARNING; should sqlalchemy.engine be lowered to DEBUG
+    # it would log every result row (message bodies, password hashes). INFO (statements,
+    # their values hidden by hide_parameters) is as low as it goes.
+    sql_log = logging.getLogger("sqlalchemy.engine")
+    if sql_log.getEffectiveLevel() < logging.INFO:
+        sql_log.setLevel(logging.INFO)
+    # Once per process, without secrets: what this server really runs with.
+    log.log(
+        logging.INFO if app.config["APP_ENV"] == "production" else logging.DEBUG,
+        "effective settings: %s",
+        ", ".join(f"{k}={v}" for k, v in loggable_settings({k: app.config[k] for k in settings}).items()),
+    )
 
     register_extensions(app)
+    register_session_cleanup(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_namespaces(app)
@@ -49,6 +69,17 @@ def register_extensions(app: Flask) -> None:
         logger=False,
         engineio_logger=False,
     )
+    # One Limiter serves each app made in this process (tests make one per test); it would
+    # keep believing the previous app's Redis was down, and count in memory for good.
+    ext.limiter._storage_dead = False
+    ext.limiter.init_app(app)
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        # Behind that many proxies, the client address is the one they appended to
+        # X-Forwarded-For; with none (the default) the header is not believed.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 @event.listens_for(Engine, "connect")
@@ -60,6 +91,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+def register_session_cleanup(app: Flask) -> None:
+    from .dbsession import register
+
+    register(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -12,16 +12,27 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ENVIRONMENTS = ("development", "production", "testing")
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://localhost:3001")
+# Login and registration throttling (Flask-Limiter, moving windows; see docs/security.md).
+# Every attempt counts, whatever its outcome; 100 a day per account is NIST SP 800-63B's bound.
+DEFAULT_LOGIN_RATE_LIMIT_ACCOUNT = "5/minute;20/hour;100/day"
+DEFAULT_LOGIN_RATE_LIMIT_IP = "20/minute;200/hour"
+DEFAULT_REGISTER_RATE_LIMIT_IP = "10/minute;50/hour"
+# APP_ENV=testing only: the test suite registers and logs in hundreds of users from 127.0.0.1.
+TESTING_AUTH_RATE_LIMIT = "10000/minute"
 DEFAULT_ATTACHMENT_TYPES = (
     "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,application/zip,"
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document,"
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 )
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$", re.IGNORECASE)
+# scheme://host[:port], nothing else: no path, no user, no `null` (which would let
+# sandboxed iframes and file:// pages in).
+_ORIGIN = re.compile(r"^https?://(?:\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::([0-9]{1,5}))?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31557600}
 
 
@@ -48,11 +59,13 @@ def parse_origins(value: str | None) -> list[str]:
     """A comma list of origins. Empty entries are dropped; a list that ends up
     empty falls back to the defaults, so it can never reach python-engineio as
     `[]` (which would switch its origin check off)."""
-    origins = [o.strip().rstrip("/") for o in (value or "").split(",") if o.strip()]
+    # Browsers send the scheme and host in lower case, and Origin is compared as a string.
+    origins = [o.strip().rstrip("/").lower() for o in (value or "").split(",") if o.strip()]
     for origin in origins:
-        if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin):
+        match = _ORIGIN.match(origin)
+        if origin != "*" and not (match and int(match.group(1) or 1) <= 65535):
             raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin such as https://app.example.com")
-    return origins or list(DEFAULT_CORS_ORIGINS)
+    return list(dict.fromkeys(origins)) or list(DEFAULT_CORS_ORIGINS)
 
 
 def parse_bool(value: str | None, name: str, default: bool) -> bool:
@@ -127,24 +140,42 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
     default_db = "sqlite:///" + str(instance / "taskchat.db")
     database_url = normalize_database_url(env.get("DATABASE_URL") or default_db)
 
-    secret_key = env.get("SECRET_KEY") or ""
-    jwt_secret = env.get("JWT_SECRET_KEY") or env.get("JWT_SECRET") or ""
-    if production:
-        for name, value in (("SECRET_KEY", secret_key), ("JWT_SECRET_KEY", jwt_secret)):
-            if not value or value == DEV_SECRET or len(value.encode()) < 32:
-                raise ConfigError(f"{name} must be set to a random value of at least 32 bytes in production")
-    secret_key = secret_key or DEV_SECRET
-    jwt_secret = jwt_secret or DEV_SECRET
-
-    cors_origins = parse_origins(env.get("CORS_ORIGINS"))
-    if production and "*" in cors_origins:
-        raise ConfigError("CORS_ORIGINS: '*' is refused in production; list the frontend origins")
-    # The original allowed every origin in development, whatever CORS_ORIGINS said; so do we.
-    allow_all_origins = app_env == "development"
-
     algorithm = (env.get("JWT_ALGORITHM") or "HS256").strip()
     if algorithm not in ("HS256", "HS384", "HS512"):
         raise ConfigError("JWT_ALGORITHM: only HS256, HS384 and HS512 are supported")
+
+    secret_key = env.get("SECRET_KEY") or ""
+    jwt_secret = env.get("JWT_SECRET_KEY") or env.get("JWT_SECRET") or ""
+    allow_sqlite = parse_bool(env.get("ALLOW_SQLITE_IN_PRODUCTION"), "ALLOW_SQLITE_IN_PRODUCTION", False)
+    if production:
+        # RFC 7518 3.2: an HMAC key at least as long as the hash (HS384: 48 bytes, HS512: 64).
+        jwt_minimum = max(32, int(algorithm[2:]) // 8)
+        for name, value, minimum in (("SECRET_KEY", secret_key, 32), ("JWT_SECRET_KEY", jwt_secret, jwt_minimum)):
+            if not value or value == DEV_SECRET or len(value.encode("utf-8", "surrogatepass")) < minimum:
+                raise ConfigError(
+                    f"{name} must be set to a random value of at least {minimum} bytes in production"
+                )
+        # Read as Flask reads it: anything but empty, 0, false or no turns debug on
+        # (and `flask run --debug` sets FLASK_DEBUG=1 before the app is made).
+        debug = (env.get("FLASK_DEBUG") or "").strip()
+        if debug and debug.lower() not in ("0", "false", "no"):
+            raise ConfigError(f"FLASK_DEBUG={debug}: debug mode is refused in production")
+        if database_url.startswith("sqlite") and not allow_sqlite:
+            raise ConfigError(
+                "DATABASE_URL: SQLite is refused in production (set DATABASE_URL to PostgreSQL, "
+                "or ALLOW_SQLITE_IN_PRODUCTION=1 for a single small instance)"
+            )
+    secret_key = secret_key or DEV_SECRET
+    jwt_secret = jwt_secret or DEV_SECRET
+
+    # The same list in every environment (a foreign Origin gets no CORS headers and no
+    # Socket.IO session); '*' only when written explicitly, and never in production.
+    cors_origins = parse_origins(env.get("CORS_ORIGINS"))
+    if production and "*" in cors_origins:
+        raise ConfigError("CORS_ORIGINS: '*' is refused in production; list the frontend origins")
+    allow_all_origins = "*" in cors_origins
+    auth_rate = (lambda default: TESTING_AUTH_RATE_LIMIT) if app_env == "testing" else (lambda default: default)
+
 
     return {
         "APP_ENV": app_env,
@@ -164,7 +195,16 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         # werkzeug's method name; tests use a cheap one, production keeps scrypt.
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000" if app_env == "testing" else "scrypt",
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True} if not database_url.startswith("sqlite") else {},
+        # hide_parameters: a failed statement's message (logged, and in any exception text)
+        # shows the SQL without the values, which may be message bodies or password hashes.
+        # PostgreSQL: pool_pre_ping replaces pooled connections the server closed (restart,
+        # failover); connect_timeout (libpq's PGCONNECT_TIMEOUT, default 10 s) bounds a connect
+        # to a database that does not answer, so an event gets `unavailable` instead of hanging.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True}
+        | ({} if database_url.startswith("sqlite") else {
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": parse_int(env.get("PGCONNECT_TIMEOUT"), "PGCONNECT_TIMEOUT", 10)},
+        }),
         "CORS_ORIGINS": "*" if allow_all_origins else cors_origins,
         # wsgi.py switches this to gevent under gunicorn; `flask run` and tests use threads.
         "SOCKETIO_ASYNC_MODE": "threading",
@@ -189,6 +229,22 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         "RATE_LIMIT_OTHER": parse_rate(env.get("RATE_LIMIT_OTHER"), "RATE_LIMIT_OTHER", "300/minute"),
         "RATE_LIMIT_REFUSALS": parse_int(env.get("RATE_LIMIT_REFUSALS"), "RATE_LIMIT_REFUSALS", 100),
         "MAX_SOCKETS_PER_USER": parse_int(env.get("MAX_SOCKETS_PER_USER"), "MAX_SOCKETS_PER_USER", 20),
+        # Login and registration throttling on REST (Flask-Limiter; docs/security.md).
+        "LOGIN_RATE_LIMIT_ACCOUNT": parse_rate(
+            env.get("LOGIN_RATE_LIMIT_ACCOUNT"), "LOGIN_RATE_LIMIT_ACCOUNT", auth_rate(DEFAULT_LOGIN_RATE_LIMIT_ACCOUNT)
+        ),
+        "LOGIN_RATE_LIMIT_IP": parse_rate(
+            env.get("LOGIN_RATE_LIMIT_IP"), "LOGIN_RATE_LIMIT_IP", auth_rate(DEFAULT_LOGIN_RATE_LIMIT_IP)
+        ),
+        "REGISTER_RATE_LIMIT_IP": parse_rate(
+            env.get("REGISTER_RATE_LIMIT_IP"), "REGISTER_RATE_LIMIT_IP", auth_rate(DEFAULT_REGISTER_RATE_LIMIT_IP)
+        ),
+        # Reverse proxies in front that append to X-Forwarded-For; 0: the header is ignored
+        # and the client is the peer of the TCP connection.
+        "TRUSTED_PROXY_COUNT": parse_int(env.get("TRUSTED_PROXY_COUNT"), "TRUSTED_PROXY_COUNT", 0, minimum=0),
+        # Flask-Limiter's own settings; the limits above are applied in app/api/auth.py.
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": (env.get("REDIS_URL") or "").strip() or "memory://",
         # How often open sockets are checked for tokens that expired or were revoked elsewhere.
         "AUTH_SWEEP_SECONDS": parse_seconds(env.get("AUTH_SWEEP_INTERVAL"), "AUTH_SWEEP_INTERVAL", 1.0),
         "WORKER_CONNECTIONS": parse_int(env.get("WORKER_CONNECTIONS"), "WORKER_CONNECTIONS", 10000),
@@ -204,3 +260,49 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
             "security": [{"bearerAuth": []}],
         },
     }
+
+
+# ---- the settings as they may be logged ----------------------------------------------
+# Documentation-only keys, left out of the log line.
+_NOT_LOGGED = frozenset({
+    "API_TITLE", "API_VERSION", "OPENAPI_VERSION", "OPENAPI_URL_PREFIX", "OPENAPI_JSON_PATH", "API_SPEC_OPTIONS",
+})
+# Names whose values are secrets: shown as "***" (so the log says they are set), never their value.
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD(?!_HASH)|PASSWD|CREDENTIAL|PRIVATE|_KEY$|^KEY$")
+_URL_PASSWORD = re.compile(r"^([\w+.-]+://[^:/@]*):[^?#]*@")
+# A query parameter such as ?password=... (libpq reads it) or ?sslpassword=...
+_SECRET_QUERY = re.compile(r"([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """A URL with its password replaced by ***, the rest as written. The user part's
+    password is taken to run to the last @ before the query (a stray @ or / in it hides
+    more, never less); a query parameter such as ?password= or ?sslpassword= too."""
+    return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
+
+
+def _loggable(value: Any) -> str:
+    if isinstance(value, str):
+        return redact_url(value) if "://" in value else value
+    if isinstance(value, (frozenset, set)):
+        return ",".join(sorted(map(str, value)))
+    if isinstance(value, (list, tuple)):
+        return ",".join(_loggable(v) for v in value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_loggable(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def loggable_settings(config: Mapping[str, Any]) -> dict[str, str]:
+    """The effective settings as text that may be logged: secret keys as `***`, the
+    password of every URL (database, Redis) masked. Keys in name order."""
+    view = {}
+    for name in sorted(config):
+        if name in _NOT_LOGGED:
+            continue
+        value = config[name]
+        if _SECRET_NAME.search(name):
+            view[name] = "***" if value else "(not set)"
+        else:
+            view[name] = _loggable(value)
+    return view

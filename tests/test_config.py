@@ -49,10 +49,17 @@ def test_malformed_origins_are_refused():
         parse_origins("app.example.com")
 
 
-def test_development_allows_every_origin_and_testing_uses_the_list():
-    assert load_config({"APP_ENV": "development", "CORS_ORIGINS": "https://a.example.com"})["CORS_ORIGINS"] == "*"
-    assert load_config({"APP_ENV": "testing", "CORS_ORIGINS": "https://a.example.com"})["CORS_ORIGINS"] == [
-        "https://a.example.com"]
+@pytest.mark.parametrize("app_env", ["development", "testing", "production"])
+def test_every_environment_uses_the_origin_list(app_env):
+    """Development too: a foreign Origin is refused there as in production (issue 4)."""
+    env = production(APP_ENV=app_env, CORS_ORIGINS="https://a.example.com")
+    assert load_config(env)["CORS_ORIGINS"] == ["https://a.example.com"]
+    assert load_config({**env, "CORS_ORIGINS": ""})["CORS_ORIGINS"] == list(DEFAULT_CORS_ORIGINS)
+
+
+@pytest.mark.parametrize("app_env", ["development", "testing"])
+def test_every_origin_only_when_asked_for_outside_production(app_env):
+    assert load_config({"APP_ENV": app_env, "CORS_ORIGINS": "*"})["CORS_ORIGINS"] == "*"
 
 
 def test_the_original_jwt_secret_name_is_accepted():

@@ -1,17 +1,53 @@
 """Accounts and tokens."""
 from __future__ import annotations
 
+import hashlib
+
+from flask import current_app, request
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 from flask_smorest import Blueprint
 
 from ..auth import Actor, issue_access_token, issue_tokens
+from ..extensions import limiter
 from ..schemas import AccessTokenOut, AuthOut, LoginIn, LogoutIn, RegisterIn, UserOut
 from ..services import accounts, tokens
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
 
 
+# ---- throttling (Flask-Limiter): every attempt counts, before its body is read ------
+# Flask-Limiter counts a decorated route when the view is called: these decorators sit
+# above @blp.arguments, so a malformed body (422) counts too, while a CORS preflight,
+# which Flask answers without calling the view, does not (methods= says so again).
+# The client is the TCP peer (request.remote_addr), unless TRUSTED_PROXY_COUNT says
+# how many proxies' X-Forwarded-For entries to believe. The account is the email as
+# login looks it up (normalized), hashed: neither Redis keys nor the limiter's log
+# line carry an address. An unknown email is counted like a known one, so the 429
+# says nothing about who has an account. These functions must never raise: an
+# exception inside Flask-Limiter counts as a storage failure.
+def _client_key() -> str:
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def _login_email() -> str | None:
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    if not isinstance(email, str) or not email.strip() or len(email) > 254:
+        return None  # LoginIn refuses it (422); the per-IP limit still counts it
+    return accounts.normalize_email(email)
+
+
+def _account_key() -> str:
+    email = _login_email() or ""
+    return "account:" + hashlib.sha256(email.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _rate(setting: str):
+    return lambda: current_app.config[setting]
+
+
 @blp.post("/register")
+@limiter.limit(_rate("REGISTER_RATE_LIMIT_IP"), key_func=_client_key, methods=["POST"])
 @blp.arguments(RegisterIn)
 @blp.response(201, AuthOut)
 def register(data):
@@ -20,6 +56,10 @@ def register(data):
 
 
 @blp.post("/login")
+@limiter.limit(_rate("LOGIN_RATE_LIMIT_IP"), key_func=_client_key, methods=["POST"])
+@limiter.limit(
+    _rate("LOGIN_RATE_LIMIT_ACCOUNT"), key_func=_account_key, methods=["POST"], exempt_when=lambda: not _login_email()
+)
 @blp.arguments(LoginIn)
 @blp.response(200, AuthOut)
 def login(data):

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import (
     AppError,
     BadRequest,
+    RateLimited,
     Unavailable,
     as_app_error,
     MethodNotAllowed,
@@ -29,7 +31,26 @@ _BY_STATUS: dict[int, type[AppError]] = {
 }
 
 
+def _rate_limited() -> RateLimited:
+    """Flask-Limiter refused the request: when the breached window frees a slot."""
+    from ..extensions import limiter
+
+    breached = limiter.current_limit
+    # The moving window frees its oldest hit at reset_time; RateLimited rounds up, at least 1 s.
+    retry_after = breached.window.reset_time - time.time() if breached is not None else 1
+    return RateLimited(retry_after, "Too many attempts; try again later")
+
+
+def _respond(err: AppError) -> Response:
+    response = error_response(err)
+    if isinstance(err, RateLimited):
+        response.headers["Retry-After"] = str(err.retry_after)
+    return response
+
+
 def _from_http(exc: HTTPException) -> AppError:
+    if exc.code == 429:
+        return _rate_limited()
     kind = _BY_STATUS.get(exc.code or 500)
     if kind is ValidationError:
         # webargs (through flask-smorest) puts the schema's messages here, keyed by location.
@@ -46,11 +67,11 @@ def _from_http(exc: HTTPException) -> AppError:
 def register(app: Flask) -> None:
     @app.errorhandler(AppError)
     def _app_error(err: AppError):
-        return error_response(err)
+        return _respond(err)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        response = error_response(_from_http(exc))
+        response = _respond(_from_http(exc))
         if getattr(exc, "valid_methods", None):  # a 405 must say what is allowed
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
@@ -62,4 +83,4 @@ def register(app: Flask) -> None:
             log.warning("%s %s: database unavailable (%s)", request.method, request.path, type(exc).__name__)
         else:
             log.error("%s %s failed", request.method, request.path, exc_info=exc)
-        return error_response(err)
+        return _respond(err)

@@ -59,6 +59,11 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
             "SOCKETIO_ROOT_NAMESPACE": "1",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # Every e2e test registers users from 127.0.0.1; tests of the throttling
+            # itself start their own server with the real limits (start_server env=).
+            "LOGIN_RATE_LIMIT_ACCOUNT": "10000/minute",
+            "LOGIN_RATE_LIMIT_IP": "10000/minute",
+            "REGISTER_RATE_LIMIT_IP": "10000/minute",
         }
     )
     env.pop("FLASK_DEBUG", None)
@@ -75,6 +80,7 @@ class LiveServer:
     process: subprocess.Popen
     _log_file: Any = field(repr=False, default=None)
     _terminated: bool = field(repr=False, default=False)
+    env: dict[str, str] | None = None  # the settings it was started with beyond its kind's
 
     def log_size(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -115,7 +121,8 @@ class LiveServer:
 def _command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
     if kind == "flask":
         cmd = [str(BIN / "flask"), "run", "--host", "127.0.0.1", "--port", str(port), "--no-reload"]
-        return cmd, {"APP_ENV": "development"}
+        # Development checks origins too; websocket-client sends the server's own URL.
+        return cmd, {"APP_ENV": "development", "CORS_ORIGINS": f"http://localhost:3000,http://127.0.0.1:{port}"}
     if kind == "gunicorn":
         cmd = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
         # Production refuses Socket.IO handshakes from unlisted origins, and
@@ -124,6 +131,8 @@ def _command(kind: str, port: int) -> tuple[list[str], dict[str, str]]:
             "APP_ENV": "production", "SECRET_KEY": "e2e-test-secret-key-" + "s" * 32,
             "CORS_ORIGINS": f"http://localhost:3000,http://127.0.0.1:{port}",
             "APP_HOST": "127.0.0.1", "APP_PORT": str(port),
+            # Production refuses SQLite unless told; the e2e database is SQLite without DATABASE_URL.
+            "ALLOW_SQLITE_IN_PRODUCTION": "1",
         }
     raise ValueError(kind)
 
@@ -137,17 +146,20 @@ def _log_path(workdir: Path, kind: str, port: int) -> Path:
     return path
 
 
-def start_server(kind: str, database_url: str, workdir: Path, port: int | None = None) -> LiveServer:
-    """Start a server of `kind` on `port` (default: a free one) and wait until /health answers."""
+def start_server(
+    kind: str, database_url: str, workdir: Path, port: int | None = None, env: dict[str, str] | None = None
+) -> LiveServer:
+    """Start a server of `kind` on `port` (default: a free one) and wait until /health answers.
+    `env`: settings that override the kind's (e.g. the real login limits)."""
     port = free_port() if port is None else port
     cmd, extra = _command(kind, port)
     log_path = _log_path(workdir, kind, port)
     log_file = open(log_path, "wb")
     process = subprocess.Popen(
-        cmd, cwd=ROOT, env=server_env(database_url, **extra), stdin=subprocess.DEVNULL,
+        cmd, cwd=ROOT, env=server_env(database_url, **{**extra, **(env or {})}), stdin=subprocess.DEVNULL,
         stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    server = LiveServer(kind, f"http://127.0.0.1:{port}", port, log_path, process, log_file)
+    server = LiveServer(kind, f"http://127.0.0.1:{port}", port, log_path, process, log_file, env=env)
     deadline = time.monotonic() + START_TIMEOUT
     last_error = "no answer yet"
     while time.monotonic() < deadline:
@@ -177,7 +189,7 @@ def restart_server(server: LiveServer, database_url: str, workdir: Path) -> Path
     """
     server.stop()
     old_log = server.log_path
-    new = start_server(server.kind, database_url, workdir, port=server.port)
+    new = start_server(server.kind, database_url, workdir, port=server.port, env=server.env)
     server.process, server.log_path, server._log_file, server._terminated = (
         new.process, new.log_path, new._log_file, False
     )

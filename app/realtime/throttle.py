@@ -63,5 +63,5 @@ def refused(key: SocketKey) -> None:
     """A rate-limit refusal was answered; past the allowance, the socket is cut off."""
     count = notify.registry().refused(key, time.monotonic(), REFUSAL_WINDOW_SECONDS)
     if count > current_app.config["RATE_LIMIT_REFUSALS"]:
-        log.warning("socket %s of user disconnected after %d refusals in a minute", key[1], count)
+        log.warning("a socket disconnected after %d rate-limit refusals in a minute", count)
         notify.hang_up(key)

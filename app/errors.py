@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Response, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 class AppError(Exception):
@@ -125,7 +126,8 @@ def as_app_error(exc: BaseException) -> AppError:
     anything else as a bare `internal_error`, never its message, SQL or traceback."""
     if isinstance(exc, AppError):
         return exc
-    if isinstance(exc, (OperationalError, InterfaceError)) or (
+    # TimeoutError: every pooled connection stayed busy for `pool_timeout`.
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
         return Unavailable()

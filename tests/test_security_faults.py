@@ -27,6 +27,7 @@ import socket as net
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -536,3 +537,33 @@ def test_a_database_that_does_not_answer_is_unavailable_not_a_hang():
     health, sent = answers["health"], answers["send"]
     assert (health.status_code, health.get_json()) == (503, {"status": "unavailable", "database": "unavailable"})
     assert (sent.status_code, sent.get_json()) == (503, {"error": UNAVAILABLE})
+
+
+def test_an_exhausted_connection_pool_is_unavailable_not_an_internal_error(database_url, tmp_path):
+    """Every pooled connection busy past `pool_timeout`: SQLAlchemy's TimeoutError is
+    a database that cannot serve now, so `unavailable` (503, retryable), not a 500;
+    once a connection is free again the same request works."""
+    from conftest import _test_env
+
+    small = create_app(
+        env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "small")),
+        overrides={"SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}},
+    )
+    client = small.test_client()
+    response = client.post("/api/auth/register", json={
+        "email": f"pool-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse battery", "firstName": "P", "lastName": "Ool"})
+    headers = {"Authorization": f"Bearer {response.get_json()['accessToken']}"}
+    try:
+        with small.app_context():
+            held = db.engine.connect()  # the pool's only connection
+            try:
+                response = client.get("/api/tasks", headers=headers)
+                assert response.status_code == 503
+                assert response.get_json() == {"error": UNAVAILABLE}
+            finally:
+                held.close()
+        assert client.get("/api/tasks", headers=headers).status_code == 200
+    finally:
+        with small.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -15,7 +15,7 @@ from flask import g, request
 from flask_socketio import ConnectionRefusedError, Namespace
 
 from ..auth import Actor, session_from_token
-from ..errors import AuthError, RateLimited, TokenInvalid, TooManyConnections, Unavailable, as_app_error
+from ..errors import AuthError, RateLimited, TooManyConnections, Unavailable, as_app_error
 from ..schemas import (
     EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, RefreshTokenIn, SendMessageIn, TaskRef, load,
     message_out,
@@ -61,11 +61,7 @@ class TasksNamespace(Namespace):
     def _actor(self, kind: str) -> Actor:
         """Every event starts here: the socket's token must still be good, and the
         user within the rate limit of this kind of event."""
-        key = _socket()
-        actor = notify.session_actor(key)
-        if actor is None:  # an event raced the connect handler; treat as unauthenticated
-            raise AuthError()
-        sessions.check(key)
+        actor = sessions.check(_socket())
         throttle.check(actor, kind)
         g.viewer_id = actor.id  # whose `reactions[].me` the ack shows
         return actor
@@ -86,10 +82,7 @@ class TasksNamespace(Namespace):
         expires; the socket keeps its rooms."""
         actor = self._actor("other")
         token = load(RefreshTokenIn, _payload(args))["token"]
-        session = session_from_token(token)
-        if session.user.id != actor.id:
-            raise TokenInvalid("The new token belongs to another user")
-        sessions.renew(_socket(), session)
+        session = sessions.renew(_socket(), actor, token)
         return ok({"expiresAt": _iso(session.expires_at)})
 
     def on_disconnect(self, reason: Any = None) -> None:

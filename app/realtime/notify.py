@@ -92,11 +92,6 @@ def disconnected(key: SocketKey) -> None:
     registry().remove_socket(key)
 
 
-def session_actor(key: SocketKey) -> Actor | None:
-    state = registry().socket(key)
-    return state.actor if state else None
-
-
 def joined_tasks(key: SocketKey) -> frozenset[int]:
     state = registry().socket(key)
     return frozenset(state.tasks) if state else frozenset()

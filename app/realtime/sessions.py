@@ -12,8 +12,8 @@ import time
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..auth import Session
-from ..errors import TokenExpired, TokenRevoked
+from ..auth import Actor, Session, session_from_token
+from ..errors import AuthError, TokenExpired, TokenInvalid, TokenRevoked
 from ..extensions import socketio
 from ..services import tokens
 from . import notify
@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 
 def opened(key: SocketKey, session: Session) -> bool:
     """Register a socket that passed connect; False when the user has too many."""
-    from ..auth import Actor
-
     if not notify.connected(key, Actor.of(session.user), session.jti, session.expires_at):
         return False
     if notify.registry().start_auth_sweep():
@@ -33,22 +31,31 @@ def opened(key: SocketKey, session: Session) -> bool:
     return True
 
 
-def check(key: SocketKey) -> None:
-    """Before every event: is the socket's token still good? If not, the socket
-    hears `auth_expired` and is disconnected, and the event is refused."""
+def check(key: SocketKey) -> Actor:
+    """Before every event: the socket's user, while its token is still good. If the
+    token expired or was revoked, the socket hears `auth_expired` and is
+    disconnected, and the event is refused."""
     state = notify.registry().socket(key)
-    if state is None:
-        return
+    if state is None:  # an event raced the connect handler; treat as unauthenticated
+        raise AuthError()
     if state.expires_at <= time.time():
         notify.auth_ended(key, TokenExpired.code)
         raise TokenExpired()
     if tokens.is_revoked(state.jti):
         notify.auth_ended(key, TokenRevoked.code)
         raise TokenRevoked()
+    return state.actor
 
 
-def renew(key: SocketKey, session: Session) -> None:
+def renew(key: SocketKey, actor: Actor, token: str) -> Session:
+    """`refresh_token`: the socket goes on with a new access token of the same user
+    (one that would connect); its rooms stay. Anything else is refused, and the
+    socket keeps the token it has."""
+    session = session_from_token(token)
+    if session.user.id != actor.id:
+        raise TokenInvalid("The new token belongs to another user")
     notify.registry().renew(key, session.jti, session.expires_at)
+    return session
 
 
 def _sweep(app: Flask) -> None:

@@ -49,8 +49,7 @@ def logout(actor: Actor, access_claims: dict[str, Any], refresh_token: str | Non
         if claims is not None:
             if str(claims.get("sub")) != str(actor.id):
                 raise ValidationError(details={"refreshToken": ["Not a valid refresh token."]})
-            if not is_revoked(claims["jti"]):
-                revoked.append(_row(claims, actor.id))
+            revoked.append(_row(claims, actor.id))
     purge_expired(commit=False)
     for row in revoked:
         db.session.merge(row)  # a second logout with the same token is harmless

@@ -52,6 +52,7 @@ def create_app(overrides: dict[str, Any] | None = None, env: dict[str, str] | No
 def register_extensions(app: Flask) -> None:
     from .auth import register_jwt_callbacks
     from .schemas import ErrorOut
+    from .socketwire import FastJSON, TextPacket
 
     ext.db.init_app(app)
     ext.migrate.init_app(app, ext.db)
@@ -64,6 +65,10 @@ def register_extensions(app: Flask) -> None:
     ext.socketio.init_app(
         app,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE"),
+        serializer=TextPacket,
+        json=FastJSON,
+        # No handler reads or writes flask.session: copying it in and out of every event is waste.
+        manage_session=False,
         cors_allowed_origins=origins,
         max_http_buffer_size=app.config["SOCKETIO_MAX_HTTP_BUFFER_SIZE"],
         logger=False,

@@ -108,9 +108,9 @@ def session_from_token(token: Any) -> Session:
         user_id = user_id_from_claims(claims)
     except TokenInvalid:  # a subject that is not an id: worded like every other refusal
         raise TokenInvalid("Authentication error: Invalid token") from None
-    if tokens.is_revoked(claims["jti"]):
+    user, revoked = tokens.user_and_revocation(user_id, claims["jti"])
+    if revoked:
         raise TokenRevoked("Authentication error: Token revoked")
-    user = db.session.get(User, user_id)
     if user is None:
         raise TokenInvalid("Authentication error: Invalid token")
     return Session(user=user, jti=claims["jti"], expires_at=float(claims["exp"]))

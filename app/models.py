@@ -17,7 +17,7 @@ JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
 TASK_STATUSES = ("todo", "in_progress", "done")
 ROLES = ("owner", "editor", "commenter", "viewer")
-_CAN_COMMENT = frozenset({"owner", "editor", "commenter"})
+COMMENTING_ROLES = frozenset({"owner", "editor", "commenter"})
 _CAN_EDIT = frozenset({"owner", "editor"})
 _CAN_MANAGE = frozenset({"owner"})
 
@@ -63,6 +63,13 @@ class Task(db.Model):
     # takes the row's write lock: chat writes of one task commit one at a time,
     # so message ids increase in commit order and each change gets its number.
     chat_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The newest message's id, read and moved under that lock: a new message's
+    # previous_id. (No foreign key: it is bookkeeping of the writers, not a relation.)
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Moves with every change of the task's memberships, which take the same row
+    # lock: a writer that read the membership before the lock can tell whether
+    # it changed while it waited.
+    members_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     members: Mapped[list[TaskMember]] = relationship(
         back_populates="task", cascade="all, delete-orphan", passive_deletes=True
@@ -86,7 +93,7 @@ class TaskMember(db.Model):
 
     @property
     def can_comment(self) -> bool:
-        return self.role in _CAN_COMMENT
+        return self.role in COMMENTING_ROLES
 
     @property
     def can_edit(self) -> bool:

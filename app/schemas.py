@@ -126,11 +126,7 @@ class UtcDateTime(fields.DateTime):
     """ISO 8601 in UTC with a `Z`; SQLite hands back naive datetimes that are UTC."""
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return utc_iso(value)
 
 
 class InputSchema(Schema):
@@ -447,6 +443,50 @@ def reaction_summary(reactions: list[Any], viewer_id: int | None = None) -> list
     return summary
 
 
+def utc_iso(value: datetime | None) -> str | None:
+    """The wire form of a time: ISO 8601 in UTC, milliseconds, with a `Z`."""
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes that are UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def message_wire(message: Any, viewer_id: int | None = None) -> dict[str, Any]:
+    """`MessageOut` as a plain function, for the socket events that carry a message
+    (every `new_message` and its ack): the same keys and values, in the same order,
+    at a fraction of marshmallow's cost. `tests/test_message_wire.py` holds the two
+    equal. Reads only attributes, so a row just stored without the ORM will do."""
+    deleted = message.deleted
+    parent = message.parent
+    user = message.user
+    return {
+        "id": message.id,
+        "taskId": message.task_id,
+        "userId": message.user_id,
+        "message": None if deleted else message.message,
+        "attachments": list(message.attachments),
+        "replyTo": message.reply_to,
+        "replyPreview": None if parent is None else {
+            "messageId": parent.id,
+            "userId": parent.user_id,
+            "userName": parent.user.display_name if parent.user else None,
+            "excerpt": None if parent.deleted else parent.message[:REPLY_EXCERPT_LENGTH],
+            "deleted": parent.deleted,
+        },
+        "mentions": list(message.mentions),
+        "reactions": reaction_summary(message.reactions, viewer_id),
+        "clientId": message.client_id,
+        "previousId": message.previous_id,
+        "version": message.version,
+        "createdAt": utc_iso(message.created_at),
+        "editedAt": utc_iso(message.edited_at),
+        "deleted": deleted,
+        "deletedAt": utc_iso(message.deleted_at),
+        "user": None if user is None else {"id": user.id, "firstName": user.first_name, "lastName": user.last_name},
+    }
+
+
 class SentMessageOut(MessageOut):
     duplicate = fields.Boolean(metadata={"description": "true when a retry found the message stored first"})
 
@@ -550,8 +590,6 @@ class HealthOut(Schema):
     database = fields.String()
 
 
-message_out = MessageOut()
-message_broadcast = MessageOut(viewer_id=None)
 notification_out = NotificationOut()
 member_out = MemberOut()
 task_out = TaskOut()

@@ -108,7 +108,7 @@ def database_fails_during_send(app, task_id: int) -> Iterator[list[int]]:
         return
 
     with cut_while_waiting(engine, "SELECT id FROM tasks WHERE id = %s FOR UPDATE", (task_id,),
-                           "UPDATE tasks%") as terminated:
+                           "%UPDATE tasks%") as terminated:
         yield terminated
 
 
@@ -292,23 +292,46 @@ def watched_room(app, socket, task, alice, bob):
     return alice_sock, bob_sock
 
 
+# A message with a mention takes the general path (several statements, then COMMIT);
+# a plain one is a single statement in autocommit on PostgreSQL (services/chat_fast.py).
 def test_connection_lost_at_commit_is_unavailable_and_nothing_is_announced(app, client, watched_room, task, alice):
     """Every statement of the send ran, then the server closed the connection: the
     COMMIT fails, so the message is not stored, and it must not have been
     announced either (broadcasts come after the commit)."""
     alice_sock, bob_sock = watched_room
+    general = {"mentions": [alice.id]}
 
     with connection_closed_at_commit(app) as terminated:
-        ack = send(alice_sock, task["id"], "at commit", clientId="commit-1")
+        ack = send(alice_sock, task["id"], "at commit", clientId="commit-1", **general)
     assert terminated
     assert ack == {"ok": False, "error": UNAVAILABLE}
     assert events(alice_sock, "new_message") == [] and events(bob_sock, "new_message") == []
     assert history(client, alice, task["id"]) == []
 
-    ack = send(alice_sock, task["id"], "at commit", clientId="commit-1")
+    ack = send(alice_sock, task["id"], "at commit", clientId="commit-1", **general)
     assert ack["ok"] is True and ack["data"]["duplicate"] is False, ack
     assert [e["message"]["id"] for e in events(bob_sock, "new_message")] == [ack["data"]["id"]]
     assert [m["clientId"] for m in history(client, alice, task["id"])] == ["commit-1"]
+
+
+def test_connection_lost_as_the_one_statement_send_runs_is_unavailable_and_nothing_is_announced(
+        app, client, watched_room, task, alice):
+    """The plain send is one statement with no COMMIT of its own: it is stored whole
+    or not at all. The server closes the connection as it arrives: not stored, not
+    announced, and the retry stores it once."""
+    alice_sock, bob_sock = watched_room
+
+    with connection_cut_mid_transaction(app, "WITH locked AS") as terminated:
+        ack = send(alice_sock, task["id"], "one statement", clientId="one-1")
+    assert terminated
+    assert ack == {"ok": False, "error": UNAVAILABLE}
+    assert events(alice_sock, "new_message") == [] and events(bob_sock, "new_message") == []
+    assert history(client, alice, task["id"]) == []
+
+    ack = send(alice_sock, task["id"], "one statement", clientId="one-1")
+    assert ack["ok"] is True and ack["data"]["duplicate"] is False, ack
+    assert [e["message"]["id"] for e in events(bob_sock, "new_message")] == [ack["data"]["id"]]
+    assert [m["clientId"] for m in history(client, alice, task["id"])] == ["one-1"]
 
 
 def test_database_failure_during_a_rest_send_is_503_unavailable(app, client, socket, task, alice, bob):

@@ -18,7 +18,7 @@ from ..auth import Actor, session_from_token
 from ..errors import AuthError, RateLimited, TooManyConnections, Unavailable, as_app_error
 from ..schemas import (
     EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, RefreshTokenIn, SendMessageIn, TaskRef, load,
-    message_out,
+    message_wire,
 )
 from ..services import chat, presence, reactions, reads
 from . import notify, sessions, throttle
@@ -96,8 +96,8 @@ class TasksNamespace(Namespace):
         return ok({
             "taskId": data["task_id"], "role": joined.member.role, "permissions": joined.member.permissions,
             "online": joined.online, "unreadCount": joined.unread_count,
-            "missed": message_out.dump(caught.missed, many=True), "hasMore": caught.has_more,
-            "updated": message_out.dump(caught.updated, many=True), "updatedHasMore": caught.updated_has_more,
+            "missed": [message_wire(m, actor.id) for m in caught.missed], "hasMore": caught.has_more,
+            "updated": [message_wire(m, actor.id) for m in caught.updated], "updatedHasMore": caught.updated_has_more,
         })
 
     def on_leave_task(self, *args: Any) -> dict[str, Any]:
@@ -111,27 +111,27 @@ class TasksNamespace(Namespace):
         data = load(SendMessageIn, _payload(args))
         task_id = data.pop("task_id")
         message = chat.send_message(actor, task_id, **data)
-        return ok(dict(message_out.dump(message), duplicate=message.duplicate))
+        return ok(dict(message_wire(message, actor.id), duplicate=message.duplicate))
 
     def on_edit_message(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("messages")
         data = load(EditMessageIn, _payload(args))
-        return ok(message_out.dump(chat.edit_message(actor, data["message_id"], data["message"])))
+        return ok(message_wire(chat.edit_message(actor, data["message_id"], data["message"]), actor.id))
 
     def on_delete_message(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("messages")
         data = load(MessageRef, _payload(args))
-        return ok(message_out.dump(chat.delete_message(actor, data["message_id"])))
+        return ok(message_wire(chat.delete_message(actor, data["message_id"]), actor.id))
 
     def on_add_reaction(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("messages")
         data = load(ReactionIn, _payload(args))
-        return ok(message_out.dump(reactions.add_reaction(actor, data["message_id"], data["emoji"])))
+        return ok(message_wire(reactions.add_reaction(actor, data["message_id"], data["emoji"]), actor.id))
 
     def on_remove_reaction(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("messages")
         data = load(ReactionIn, _payload(args))
-        return ok(message_out.dump(reactions.remove_reaction(actor, data["message_id"], data["emoji"])))
+        return ok(message_wire(reactions.remove_reaction(actor, data["message_id"], data["emoji"]), actor.id))
 
     def on_mark_read(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("other")

@@ -11,15 +11,18 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, has_request_context, request
 
 from ..auth import Actor
 from ..extensions import socketio
 from ..models import ChatMessage, Notification, Task, TaskMember
-from ..schemas import member_out, message_broadcast, notification_out, reaction_summary, task_out
+from ..schemas import member_out, message_wire, notification_out, reaction_summary, task_out
 from .presence import Registry, SocketKey
+
+if TYPE_CHECKING:
+    from ..services.chat_fast import StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +175,13 @@ def error_to(key: SocketKey, error: dict[str, Any]) -> None:
 
 
 # ---- after a commit -------------------------------------------------------------
-def message_created(message: ChatMessage) -> None:
-    _emit("new_message", {"message": message_broadcast.dump(message), "taskId": message.task_id},
+def message_created(message: ChatMessage | StoredMessage) -> None:
+    _emit("new_message", {"message": message_wire(message), "taskId": message.task_id},
           task_room(message.task_id))
 
 
 def message_updated(message: ChatMessage) -> None:
-    _emit("message_updated", {"taskId": message.task_id, "message": message_broadcast.dump(message)},
+    _emit("message_updated", {"taskId": message.task_id, "message": message_wire(message)},
           task_room(message.task_id))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import Actor
@@ -18,8 +18,10 @@ from ..models import Attachment, ChatMessage, MessageEdit, Reaction, TaskMember,
 from ..realtime import notify
 from . import activity, notifications
 from .attachments import describe, file_paths, remove_files
-from .access import require_member, require_permission
-from .ordering import chat_write, next_seq
+from . import chat_fast
+from .access import require_member
+from .chat_fast import StoredMessage
+from .ordering import chat_write, lock_for_chat, message_added
 
 MESSAGE_NOT_FOUND = "Message not found"
 
@@ -27,12 +29,19 @@ MESSAGE_NOT_FOUND = "Message not found"
 def send_message(
     actor: Actor, task_id: int, *, message: str, attachments: list[int] | None = None,
     reply_to: int | None = None, client_id: str | None = None, mentions: list[int] | None = None,
-) -> ChatMessage:
+) -> ChatMessage | StoredMessage:
     """Store a message once. A retry with the same clientId stores and announces
     nothing and returns the message stored first, with `duplicate` set."""
-    require_permission(task_id, actor.id, "can_comment", NO_SEND_PERMISSION)
     with chat_write(task_id):
-        seq = next_seq(task_id)
+        if not attachments and not mentions and reply_to is None:
+            sent = chat_fast.send(actor, task_id, message, client_id)
+            if sent is not None:
+                notify.message_created(sent)
+                notify.typing_ended(task_id, actor)
+                return sent
+        locked = lock_for_chat(task_id, actor.id)
+        if not locked.member.can_comment:
+            raise Forbidden(NO_SEND_PERMISSION)
         if client_id is not None and (first := _sent_before(actor, client_id, task_id)) is not None:
             db.session.rollback()  # gives the sequence number back
             return first
@@ -43,22 +52,24 @@ def send_message(
         chat = ChatMessage(
             task_id=task_id, user_id=actor.id, message=message, reply_to=reply_to, client_id=client_id,
             mentions=mentioned, attachments=[describe(f) for f in files],
-            previous_id=_last_id(task_id), seq=seq, version=seq,
+            previous_id=locked.last_message_id, seq=locked.seq, version=locked.seq,
         )
-        db.session.add(chat)
-        db.session.flush()
-        for file in files:
-            file.message_id = chat.id
-        activity.record(
-            user_id=actor.id, action="created", entity_type="task_chat", entity_id=chat.id, task_id=task_id,
-            new_values={"message": message[:100], "attachments": len(files), "replyTo": reply_to},
-            description=f"Chat message sent in task {task_id}",
-        )
-        mentions_made = notifications.record_mentions(actor, chat)
         try:
+            db.session.add(chat)
+            db.session.flush()
+            message_added(task_id, chat.id)
+            for file in files:
+                file.message_id = chat.id
+            activity.record(
+                user_id=actor.id, action="created", entity_type="task_chat", entity_id=chat.id, task_id=task_id,
+                new_values=chat_fast.logged_values(message, len(files), reply_to),
+                description=chat_fast.logged_description(task_id),
+            )
+            mentions_made = notifications.record_mentions(actor, chat)
             db.session.commit()
         except IntegrityError:
-            # The same clientId committed meanwhile, from another task's writer.
+            # The same clientId was stored meanwhile by another of the user's writers
+            # (PostgreSQL reports it at the insert, SQLite at the commit).
             db.session.rollback()
             first = _sent_before(actor, client_id, task_id) if client_id is not None else None
             if first is None:
@@ -127,10 +138,6 @@ def attachments_of(actor: Actor, task_id: int, ids: list[int]) -> list[Attachmen
     return [found[i] for i in wanted]
 
 
-def _last_id(task_id: int) -> int | None:
-    return db.session.scalar(select(func.max(ChatMessage.id)).where(ChatMessage.task_id == task_id))
-
-
 def locate(actor: Actor, message_id: int, task_id: int | None = None) -> tuple[ChatMessage, TaskMember]:
     """The message and the actor's membership of its task. With a task id (REST
     paths), a non-member gets that task's 403 and a message of another task 404;
@@ -153,16 +160,17 @@ def reload(message_id: int) -> ChatMessage:
 
 
 @contextmanager
-def changing(message: ChatMessage) -> Iterator[tuple[ChatMessage, int]]:
+def changing(message: ChatMessage, actor: Actor) -> Iterator[tuple[ChatMessage, int, TaskMember]]:
     """A change to a message that is still there (an edit, a reaction): inside the
-    task's write lock, the message as committed now and the change's number.
-    A message deleted meanwhile is `message_deleted`."""
+    task's write lock, the message as committed now, the change's number and the
+    actor's membership as committed now. A message deleted meanwhile is
+    `message_deleted`."""
     with chat_write(message.task_id):
-        seq = next_seq(message.task_id)
+        locked = lock_for_chat(message.task_id, actor.id)
         current = reload(message.id)
         if current.deleted:
             raise MessageDeleted()
-        yield current, seq
+        yield current, locked.seq, locked.member
 
 
 def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None = None) -> ChatMessage:
@@ -172,7 +180,9 @@ def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None =
         raise Forbidden("Only the author can edit this message")
     if not member.can_comment:
         raise Forbidden(NO_SEND_PERMISSION)
-    with changing(message) as (message, seq):
+    with changing(message, actor) as (message, seq, member):
+        if not member.can_comment:  # demoted meanwhile
+            raise Forbidden(NO_SEND_PERMISSION)
         if message.message == text:  # a retried edit changes nothing
             db.session.rollback()
             return message
@@ -190,14 +200,20 @@ def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None =
     return message
 
 
+def _may_delete(actor: Actor, message: ChatMessage, member: TaskMember) -> None:
+    if message.user_id != actor.id and member.role != "owner":
+        raise Forbidden("Only the author or the task owner can delete this message")
+
+
 def delete_message(actor: Actor, message_id: int, task_id: int | None = None) -> ChatMessage:
     """The author or a task owner. Soft: the row stays as a tombstone; its text,
     files, reactions and earlier versions go. Deleting twice is not an error."""
     message, member = locate(actor, message_id, task_id)
-    if message.user_id != actor.id and member.role != "owner":
-        raise Forbidden("Only the author or the task owner can delete this message")
+    _may_delete(actor, message, member)
     with chat_write(message.task_id):
-        seq = next_seq(message.task_id)
+        locked = lock_for_chat(message.task_id, actor.id)
+        _may_delete(actor, message, locked.member)  # the role as committed now
+        seq = locked.seq
         message = reload(message_id)
         if message.deleted:
             db.session.rollback()

@@ -11,6 +11,7 @@ from ..models import ChatMessage, TaskMember, User
 from ..realtime import notify
 from . import activity
 from .access import membership, require_member, require_permission
+from .ordering import lock_for_members
 
 _MANAGE = "Only the task owner can manage members"
 _LAST_OWNER = "A task must keep at least one owner"
@@ -39,6 +40,7 @@ def _owner_count(task_id: int) -> int:
 
 
 def add_member(actor: Actor, task_id: int, *, user_id: int, role: str) -> TaskMember:
+    lock_for_members(task_id)
     require_permission(task_id, actor.id, "can_manage_members", _MANAGE)
     user = db.session.get(User, user_id)
     if user is None:
@@ -61,6 +63,7 @@ def add_member(actor: Actor, task_id: int, *, user_id: int, role: str) -> TaskMe
 
 
 def update_member(actor: Actor, task_id: int, user_id: int, *, role: str) -> TaskMember:
+    lock_for_members(task_id)
     require_permission(task_id, actor.id, "can_manage_members", _MANAGE)
     member = _target(task_id, user_id)
     if member.role == role:
@@ -80,6 +83,7 @@ def update_member(actor: Actor, task_id: int, user_id: int, *, role: str) -> Tas
 
 def remove_member(actor: Actor, task_id: int, user_id: int) -> None:
     """The owner removes anyone; any member may remove themself (leave the task)."""
+    lock_for_members(task_id)
     acting = require_member(task_id, actor.id)
     if user_id != actor.id and not acting.can_manage_members:
         raise Forbidden(_MANAGE)

@@ -45,8 +45,10 @@ def leave_task(actor: Actor, socket: SocketKey, task_id: int) -> None:
 
 
 def typing(actor: Actor, socket: SocketKey, task_id: int, started: bool) -> None:
-    """Heard only from a member's socket that has joined the room."""
-    require_member(task_id, actor.id)
+    """Heard only from a member's socket that has joined the room. A socket in the
+    room is a member's: a removal takes the removed user's sockets out of it in the
+    same step that announces it, so the database is asked only when it is not."""
     if task_id not in notify.joined_tasks(socket):
+        require_member(task_id, actor.id)
         raise Forbidden("Join the task before sending typing events")
     notify.typing(socket, task_id, actor, started)

@@ -25,7 +25,9 @@ def _change(actor: Actor, message_id: int, emoji: str, task_id: int | None, *, a
     message, member = locate(actor, message_id, task_id)
     if not member.can_comment:
         raise Forbidden(NO_SEND_PERMISSION)
-    with changing(message) as (message, seq):
+    with changing(message, actor) as (message, seq, member):
+        if not member.can_comment:  # demoted meanwhile
+            raise Forbidden(NO_SEND_PERMISSION)
         key = (message.id, actor.id, emoji)
         exists = db.session.get(Reaction, key) is not None
         if exists == add:

@@ -15,12 +15,21 @@ from sqlalchemy.exc import IntegrityError
 from ..auth import Actor, decode_claims
 from ..errors import TokenExpired, ValidationError
 from ..extensions import db
-from ..models import RevokedToken, utcnow
+from ..models import RevokedToken, User, utcnow
 from ..realtime import notify
 
 
 def is_revoked(jti: str) -> bool:
     return db.session.get(RevokedToken, jti) is not None
+
+
+def user_and_revocation(user_id: int, jti: str) -> tuple[User | None, bool]:
+    """At connect, in one query: the token's user (None if gone) and whether the token is revoked."""
+    revoked = select(RevokedToken.jti).where(RevokedToken.jti == jti).exists()
+    row = db.session.execute(select(User, revoked.label("revoked")).where(User.id == user_id)).one_or_none()
+    if row is None:
+        return None, is_revoked(jti)
+    return row[0], bool(row[1])
 
 
 def revoked_among(jtis: Iterable[str]) -> set[str]:

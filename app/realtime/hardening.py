@@ -16,7 +16,10 @@ python-socketio and python-engineio act on whatever a client sends. Left alone:
 - a BINARY_EVENT or BINARY_ACK packet, and every binary frame after it, was kept
   in memory until as many attachments came as the packet announced;
 - every event started its own thread (greenlet) at once, without bound, ahead
-  of everybody else's events (see MAX_EVENTS_IN_FLIGHT);
+  of everybody else's events; and the events of one connection ran side by side,
+  so ten messages emitted back to back were stored and broadcast in a scrambled
+  order, and a `leave_task` emitted right after its `join_task` could run first
+  and leave the socket in the room (see `_Events` and MAX_EVENTS_IN_FLIGHT);
 - a long-polling POST that Engine.IO refuses (over `max_http_buffer_size`, or an
   unknown Engine.IO packet) kept its thread, and a worker connection slot,
   forever (see `_close_sessions_without_waiting`);
@@ -26,14 +29,16 @@ python-socketio and python-engineio act on whatever a client sends. Left alone:
 So `install` drops every binary packet and frame, every EVENT whose name is not
 one of the namespace's own handlers, and every packet that does not decode; a
 dropped packet gets no ack and leaves the socket connected. No event of this
-server takes binary data. Nothing here logs a session id: for long-polling the
+server takes binary data. The events it lets through run one at a time per
+connection, in the order they arrived; one over the in-flight cap is answered
+`rate_limited` at once instead. Nothing here logs a session id: for long-polling the
 Engine.IO sid is the session's only credential.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -42,34 +47,51 @@ import socketio
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from socketio import packet
 
+from ..errors import RateLimited
+
 log = logging.getLogger(__name__)
 
 # Socket.IO's reserved names: what the server and client say about the
 # connection itself, never an event a client may emit.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting", "newListener",
                              "removeListener"})
-# Events of one connection being handled at once. python-socketio starts a thread
-# (a greenlet under gevent) per event as soon as it is read, with no bound: a burst
-# of thousands queues thousands of handlers ahead of everybody else's events, which
-# the rate limit only refuses one by one as each runs; and Engine.IO reads and
-# decodes a connection's frames in one loop that does not yield while more are
-# buffered. A client waits for its acks: one with this many unanswered is
-# flooding. What it sends on is dropped; as many again, and the connection is
-# closed, which also ends the reading of its backlog.
+# Events of one connection dispatched and not yet done (waiting their turn or
+# running). A client waits for its acks: one with this many unanswered is
+# flooding. Without a bound, a burst of thousands would be read, decoded and
+# queued while the rate limit refuses them only one by one as each gets its turn;
+# and Engine.IO reads a connection's frames in one loop that does not yield while
+# more are buffered. So an event over the cap is not run: it is answered at once,
+# from the reading loop, with the ack `rate_limited` (so that a client that fired
+# a burst without waiting knows which to send again); as many again over the cap,
+# and the connection is closed, which also ends the reading of its backlog.
 MAX_EVENTS_IN_FLIGHT = 32
+# Whole seconds, as every `retryAfter`: the cap frees up as the answers come back.
+IN_FLIGHT_RETRY_AFTER = 1
 _CLOSED_REMEMBERED = 1024
 _BINARY = (str(packet.BINARY_EVENT), str(packet.BINARY_ACK))
 _PASSED = (packet.CONNECT, packet.DISCONNECT, packet.ACK)  # a client's CONNECT_ERROR or unknown type is dropped
 
 
-class _InFlight:
-    """How many events of each Engine.IO connection are dispatched and not yet done,
-    and how many it sent on top of that since it last had none in flight."""
+class _Events:
+    """Per Engine.IO connection: how many of its events are dispatched and not yet
+    done, how many it sent on top of that since it last had none in flight, and
+    the queue of those still waiting their turn.
+
+    A connection's events run one at a time, in the order they were read, by at
+    most one worker: the first event queued while none runs starts it, and it ends
+    when the queue is empty. python-socketio instead starts a thread (greenlet) per
+    event; those of one connection then race each other, and a client sees its
+    messages stored out of the order it sent them, or its `leave_task` overtaken by
+    the `join_task` sent just before. A client that emits without waiting for each
+    ack relies on that order (as Socket.IO clients generally may). Different
+    connections still run side by side, each in its own worker.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._count: dict[str, int] = {}
         self._over: dict[str, int] = {}
+        self._queues: dict[str, deque[Callable[[], None]]] = {}  # present while its worker runs
         self._closed: OrderedDict[str, None] = OrderedDict()  # the last connections closed for flooding
 
     def close(self, eio_sid: str) -> None:
@@ -94,14 +116,41 @@ class _InFlight:
         with self._lock:
             return self._over.get(eio_sid, 0)
 
-    def release(self, eio_sid: str) -> None:
+    def release(self, eio_sid: str, done: int = 1) -> None:
         with self._lock:
-            count = self._count.get(eio_sid, 0) - 1
+            count = self._count.get(eio_sid, 0) - done
             if count > 0:
                 self._count[eio_sid] = count
             else:
                 self._count.pop(eio_sid, None)
                 self._over.pop(eio_sid, None)  # it waited for its answers: a clean slate
+
+    def enqueue(self, eio_sid: str, job: Callable[[], None]) -> bool:
+        """Queue `job` behind the connection's others; True when no worker runs for
+        it yet, and the caller must start one."""
+        with self._lock:
+            queue = self._queues.get(eio_sid)
+            if queue is not None:
+                queue.append(job)
+                return False
+            self._queues[eio_sid] = deque([job])
+            return True
+
+    def next(self, eio_sid: str) -> Callable[[], None] | None:
+        """The worker's next job, or None: the queue is empty and forgotten, in the
+        same step, so that the next event starts a new worker."""
+        with self._lock:
+            queue = self._queues[eio_sid]
+            if queue:
+                return queue.popleft()
+            del self._queues[eio_sid]
+            return None
+
+    def abandon(self, eio_sid: str) -> None:
+        """No worker could be started: forget the queue, and its jobs in flight."""
+        with self._lock:
+            dropped = len(self._queues.pop(eio_sid, ()))
+        self.release(eio_sid, dropped)
 
 
 def client_events(server: socketio.Server) -> dict[str, frozenset[str]]:
@@ -129,40 +178,76 @@ def install(server: socketio.Server) -> None:
     attribute alone would not be enough for live traffic; Flask-SocketIO's test
     client calls the attribute directly, so both are set.
 
+    An EVENT let through does not go on to python-socketio's `_handle_event`,
+    which would start a thread for it at once; it is queued on its connection
+    (`_Events`), whose worker hands it to `_handle_event_internal` (the handler,
+    then its ack) in turn.
+
     Call it after every namespace is registered: the allowed events are read once.
     """
     allowed = client_events(server)
     original: Callable[[str, Any], None] = server._handle_eio_message
-    in_flight = _InFlight()
+    run_event = server._handle_event_internal  # runs the handler, then sends its ack
+    events = _Events()
+
+    def refuse(eio_sid: str, namespace: str, ack_id: int | None) -> None:
+        """Over the cap: answer now, from the reading loop, and run nothing. The error is
+        the one every other `rate_limited` ack carries (no `error` event besides:
+        that would double what a flooding client makes the server write)."""
+        if ack_id is not None:
+            error = RateLimited(IN_FLIGHT_RETRY_AFTER, "Too many events in flight on this connection; "
+                                                       "wait for their answers").to_dict()
+            server._send_packet(eio_sid, server.packet_class(packet.ACK, namespace=namespace, id=ack_id,
+                                                             data=[{"ok": False, "error": error}]))
+        if events.over(eio_sid) > MAX_EVENTS_IN_FLIGHT:
+            log.warning("connection closed: %d events sent on top of %d unanswered",
+                        events.over(eio_sid), MAX_EVENTS_IN_FLIGHT)
+            events.close(eio_sid)
+            server.eio.disconnect(eio_sid)
+
+    def work(eio_sid: str) -> None:
+        """The connection's worker: its queued events, one after another."""
+        while (job := events.next(eio_sid)) is not None:
+            try:
+                job()
+            except Exception:  # the handler's own errors are acks already; this is a bug, not the client's
+                log.exception("a socket event failed")
+            finally:
+                events.release(eio_sid)
 
     def dispatch(eio_sid: str, pkt: packet.Packet) -> None:
         namespace = pkt.namespace or "/"
-        if not server.manager.is_connected(server.manager.sid_from_eio_sid(eio_sid, namespace), namespace):
+        sid = server.manager.sid_from_eio_sid(eio_sid, namespace)
+        if not server.manager.is_connected(sid, namespace):
             return  # python-socketio would drop it too (without our count)
-        if not in_flight.take(eio_sid):
-            if in_flight.over(eio_sid) > MAX_EVENTS_IN_FLIGHT:
-                log.warning("connection closed: %d events sent on top of %d unanswered",
-                            in_flight.over(eio_sid), MAX_EVENTS_IN_FLIGHT)
-                in_flight.close(eio_sid)
-                server.eio.disconnect(eio_sid)
+        if not events.take(eio_sid):
+            refuse(eio_sid, namespace, pkt.id)
             return
-        try:
-            server._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
-        except BaseException:
-            in_flight.release(eio_sid)
-            raise
+        if not server.async_handlers:
+            # Flask-SocketIO's test client turns async handlers off: it reads each
+            # event's ack as soon as its emit returns, so the event runs right here.
+            try:
+                run_event(server, sid, eio_sid, pkt.data, namespace, pkt.id)
+            finally:
+                events.release(eio_sid)
+            return
 
-    run_event = server._handle_event_internal
+        def job() -> None:
+            # A socket gone while its event waited (a disconnect, a close for flooding,
+            # an expired token) would only be refused as unknown: python-socketio drops
+            # events of a socket that is not connected, and so does this.
+            if server.manager.is_connected(sid, namespace):
+                run_event(server, sid, eio_sid, pkt.data, namespace, pkt.id)
 
-    def handle_event_internal(srv: socketio.Server, sid: str, eio_sid: str, data: Any, namespace: str,
-                              id: int | None) -> None:  # noqa: A002 (python-socketio's name)
-        try:
-            run_event(srv, sid, eio_sid, data, namespace, id)
-        finally:
-            in_flight.release(eio_sid)
+        if events.enqueue(eio_sid, job):
+            try:
+                server.start_background_task(work, eio_sid)
+            except BaseException:
+                events.abandon(eio_sid)
+                raise
 
     def handle_eio_message(eio_sid: str, data: Any) -> None:
-        if in_flight.closed(eio_sid):
+        if events.closed(eio_sid):
             # Closed for flooding, and Engine.IO's reading loop is still going through
             # the frames that were on their way: let the writer run, which ends the loop.
             server.sleep(0)
@@ -187,7 +272,6 @@ def install(server: socketio.Server) -> None:
             log.debug("dropped a packet of type %r", pkt.packet_type)
 
     server._handle_eio_message = handle_eio_message
-    server._handle_event_internal = handle_event_internal  # `_handle_event` starts it as self._handle_event_internal
     server.eio.on("message", handle_eio_message)
     _close_sessions_without_waiting(server.eio)
     _bound_websocket_messages(server.eio)

@@ -241,10 +241,13 @@ def test_300_sends_without_waiting_are_each_answered_until_the_connection_is_clo
     assert refused, "no event over the cap was answered"
     if len(raw.acks) < total:
         assert raw.closed, f"{total - len(raw.acks)} events went unanswered on an open connection"
-    # From the first refusal to the close, every event was answered. (How many of those
-    # answers reach the client is up to TCP: closing a connection with the flood still
-    # arriving resets it, and the peer may lose what it had not yet read.)
-    assert all(n in raw.acks for n in range(min(refused), max(refused) + 1)), sorted(raw.acks)
+    # From the first refusal to the close, every event was answered, but for those taken
+    # into the queue as earlier ones finished (one per `ok` answer), which the close then
+    # dropped unrun. (How many of those answers reach the client is up to TCP: closing a
+    # connection with the flood still arriving resets it, and the peer may lose what it
+    # had not yet read.)
+    missing = [n for n in range(min(refused), max(refused) + 1) if n not in raw.acks]
+    assert len(missing) <= codes.count("ok"), (missing, sorted(raw.acks))
     stored = {m["clientId"] for m in history(api, room.owner, room.task_id)}
     acked = {payloads[n]["clientId"] for n, ack in raw.acks.items() if ack.get("ok") is True}
     assert acked <= stored

@@ -191,6 +191,11 @@ def revoke_elsewhere(app, token: str) -> None:
         db.session.commit()
 
 
+def dialect(app) -> str:
+    with app.app_context():
+        return db.engine.dialect.name
+
+
 def received(sock, name: str, namespace: str = "/tasks") -> list:
     """Like `events`, but also after the server has disconnected the socket."""
     return [p["args"][0] for p in sock.queue if p["namespace"] == namespace and p["name"] == name]
@@ -207,6 +212,9 @@ def test_a_revocation_made_by_another_process_reaches_an_idle_socket_by_the_swee
 
 
 def test_a_revoked_token_is_refused_at_the_next_event(app, socket, alice, task):
+    """SQLite has no channel to announce a revocation: each event reads the blocklist."""
+    if dialect(app) == "postgresql":
+        pytest.skip("PostgreSQL announces revocations: see the test below")
     app.config["AUTH_SWEEP_SECONDS"] = 3600  # no sweep: the event itself must notice
     sock = socket(alice)
     revoke_elsewhere(app, alice.token)
@@ -214,6 +222,31 @@ def test_a_revoked_token_is_refused_at_the_next_event(app, socket, alice, task):
     assert ack["ok"] is False and ack["error"]["code"] == "token_revoked"
     assert received(sock, "auth_expired") == [{"code": "token_revoked"}]
     assert not sock.is_connected("/tasks")
+    with app.app_context():
+        assert db.session.query(ChatMessage).count() == 0
+
+
+def test_a_revocation_by_another_process_ends_the_socket_as_the_database_announces_it(app, socket, alice, task):
+    """PostgreSQL announces each revocation as it commits; this process ends the token's
+    sockets then, without the sweep and without any event reading the blocklist."""
+    if dialect(app) != "postgresql":
+        pytest.skip("SQLite has no channel to announce a revocation: see the test above")
+    app.config["AUTH_SWEEP_SECONDS"] = 3600  # no sweep: only the announcement can do it
+    sock = socket(alice)
+    with app.app_context():
+        registry = app.extensions["taskchat_presence"]
+    deadline = time.monotonic() + 10  # a bound for a busy machine, not the measure
+    while not registry.hears_revocations and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert registry.hears_revocations, "the watcher listens once the socket is open"
+
+    revoke_elsewhere(app, alice.token)
+    revoked_at = time.monotonic()
+    while sock.is_connected("/tasks") and time.monotonic() < deadline:
+        time.sleep(0.005)
+    print(f"\nrevocation committed elsewhere to socket ended: {time.monotonic() - revoked_at:.3f} s")
+    assert not sock.is_connected("/tasks")
+    assert received(sock, "auth_expired") == [{"code": "token_revoked"}]
     with app.app_context():
         assert db.session.query(ChatMessage).count() == 0
 

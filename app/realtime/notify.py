@@ -78,8 +78,11 @@ def hang_up(key: SocketKey) -> None:
 
 
 def tokens_revoked(jtis: list[str]) -> None:
-    """After logout: this process's sockets that use those tokens end now."""
+    """After a logout (here, or in another process as the database tells us): this
+    process's sockets that use those tokens end now, and any event that still
+    comes with one of them is refused."""
     revoked = set(jtis)
+    registry().tokens_revoked(jtis, time.monotonic())
     for key, jti, _expires in registry().sessions():
         if jti in revoked:
             auth_ended(key, "token_revoked")

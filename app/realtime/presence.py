@@ -44,6 +44,14 @@ class Registry:
         self._typing: dict[tuple[int, int], Typing] = {}
         self._sweeping = False
         self._auth_sweeping = False
+        # Tokens this process has heard were revoked (logout here, the database's
+        # notification, the sweep), with when it heard: an event checks here, not
+        # in the database. Kept as long as a token can live, then forgotten.
+        self._revoked: dict[str, float] = {}
+        # True while the token watcher listens to the database's revocation
+        # notifications and has swept since it began: until then, and on SQLite,
+        # every event reads the blocklist itself.
+        self.hears_revocations = False
 
     # ---- sockets ----------------------------------------------------------------
     def add_socket(self, key: SocketKey, actor: Actor, jti: str = "", expires_at: float = math.inf,
@@ -199,9 +207,26 @@ class Registry:
 
     def stop_auth_sweep_if_idle(self) -> bool:
         """True when no socket is open and the sweeper should end (checked and
-        cleared in one step, as for typing)."""
+        cleared in one step, as for typing). From then on nobody listens for
+        revocations, so the next socket's events read the blocklist until the
+        next sweeper listens."""
         with self._lock:
             if self._sockets:
                 return False
             self._auth_sweeping = False
+            self.hears_revocations = False
             return True
+
+    # ---- revoked tokens -------------------------------------------------------------
+    def tokens_revoked(self, jtis: list[str], now: float) -> None:
+        with self._lock:
+            for jti in jtis:
+                self._revoked[jti] = now
+
+    def token_revoked(self, jti: str) -> bool:
+        return jti in self._revoked
+
+    def forget_revoked_before(self, moment: float) -> None:
+        with self._lock:
+            for jti in [jti for jti, heard in self._revoked.items() if heard < moment]:
+                del self._revoked[jti]

@@ -1,25 +1,41 @@
-"""Open sockets outlive their tokens: each event re-checks, and a sweeper ends
-the sockets whose token expired, or was revoked in another process, while idle.
+"""Open sockets outlive their tokens: each event re-checks, and a watcher ends the
+sockets whose token expired or was revoked while they were idle.
 
-Logout in this process ends its sockets at once (`notify.tokens_revoked`); the
-sweeper catches the rest within `AUTH_SWEEP_INTERVAL` (1 s by default).
+What an event needs is known without a query: the socket's user, its token's
+expiry, and whether that token was revoked. Revocations reach this process as
+they happen:
+- a logout in this process ends its sockets before it answers (`notify.tokens_revoked`);
+- on PostgreSQL, every revocation is announced by the database when it commits
+  (a trigger's `NOTIFY taskchat_revoked`, migration 0005); the watcher listens and
+  ends the sockets at once;
+- the watcher also sweeps every `AUTH_SWEEP_INTERVAL` (1 s by default): expired
+  tokens, and the blocklist read for every open socket, which catches what was
+  revoked while it could not listen.
+Until the watcher listens and has swept once, and always on SQLite (which has no
+such channel), each event reads the blocklist itself, as it must then.
 """
 from __future__ import annotations
 
 import logging
 import time
 
+import psycopg
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import Actor, Session, session_from_token
 from ..errors import AuthError, TokenExpired, TokenInvalid, TokenRevoked
-from ..extensions import socketio
+from ..extensions import db, socketio
 from ..services import tokens
 from . import notify
-from .presence import SocketKey
+from .presence import Registry, SocketKey
 
 log = logging.getLogger(__name__)
+
+CHANNEL = "taskchat_revoked"
+# How long the watcher waits for a notification before it looks whether it is still needed.
+_WAIT_SECONDS = 1.0
+_CONNECT_TIMEOUT = 10
 
 
 def opened(key: SocketKey, session: Session) -> bool:
@@ -27,7 +43,7 @@ def opened(key: SocketKey, session: Session) -> bool:
     if not notify.connected(key, Actor.of(session.user), session.jti, session.expires_at):
         return False
     if notify.registry().start_auth_sweep():
-        socketio.start_background_task(_sweep, current_app._get_current_object())
+        socketio.start_background_task(_watch, current_app._get_current_object())
     return True
 
 
@@ -35,13 +51,14 @@ def check(key: SocketKey) -> Actor:
     """Before every event: the socket's user, while its token is still good. If the
     token expired or was revoked, the socket hears `auth_expired` and is
     disconnected, and the event is refused."""
-    state = notify.registry().socket(key)
+    registry = notify.registry()
+    state = registry.socket(key)
     if state is None:  # an event raced the connect handler; treat as unauthenticated
         raise AuthError()
     if state.expires_at <= time.time():
         notify.auth_ended(key, TokenExpired.code)
         raise TokenExpired()
-    if tokens.is_revoked(state.jti):
+    if registry.token_revoked(state.jti) or (not registry.hears_revocations and tokens.is_revoked(state.jti)):
         notify.auth_ended(key, TokenRevoked.code)
         raise TokenRevoked()
     return state.actor
@@ -58,37 +75,124 @@ def renew(key: SocketKey, actor: Actor, token: str) -> Session:
     return session
 
 
-def _sweep(app: Flask) -> None:
+def _watch(app: Flask) -> None:
+    """Runs while this process has sockets: listens for revocations (PostgreSQL)
+    and sweeps every interval."""
     interval = app.config["AUTH_SWEEP_SECONDS"]
+    token_lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()
     with app.app_context():
         registry = notify.registry()
-    while True:
-        socketio.sleep(interval)
-        try:
-            with app.app_context():
-                _sweep_once(registry)
-        except SQLAlchemyError as exc:
-            # The database is down: expiry is still enforced (it needs no database);
-            # revocations are caught at the next sweep or event.
-            log.warning("token sweep: database unavailable (%s)", type(exc).__name__)
-        except Exception:
-            log.exception("token sweep failed")
-        if registry.stop_auth_sweep_if_idle():
-            return
+        conninfo = _conninfo()
+    listener: psycopg.Connection | None = None
+    next_sweep = time.monotonic() + interval  # as before: the first sweep after one interval
+    try:
+        while True:
+            try:
+                listener, next_sweep = _watch_once(app, registry, conninfo, listener, next_sweep, interval,
+                                                   token_lifetime)
+            except Exception:
+                log.exception("token watcher failed; it goes on")
+                socketio.sleep(_WAIT_SECONDS)
+            if registry.stop_auth_sweep_if_idle():
+                return
+    finally:
+        if listener is not None:
+            _close(listener)
 
 
-def _sweep_once(registry) -> None:
-    now = time.time()
-    sessions = registry.sessions()
-    live = []
-    for key, jti, expires_at in sessions:
-        if expires_at <= now:
-            notify.auth_ended(key, TokenExpired.code)
-        else:
-            live.append((key, jti))
-    if not live:
+def _watch_once(app: Flask, registry: Registry, conninfo: str | None, listener: psycopg.Connection | None,
+                next_sweep: float, interval: float, token_lifetime: float
+                ) -> tuple[psycopg.Connection | None, float]:
+    """One turn: (re)listen, sweep when due, then wait for a notification (or sleep)."""
+    if conninfo is not None and listener is None:
+        listener = _listen(conninfo)
+        if listener is not None:
+            _catch_up(app, registry, listener)
+    if time.monotonic() >= next_sweep:
+        _sweep_once(app, registry)
+        registry.forget_revoked_before(time.monotonic() - token_lifetime)
+        next_sweep = time.monotonic() + interval
+    wait = min(_WAIT_SECONDS, max(0.0, next_sweep - time.monotonic()))
+    if listener is None:
+        socketio.sleep(wait)
+        return listener, next_sweep
+    try:
+        jtis = [n.payload for n in listener.notifies(timeout=wait, stop_after=1)]
+    except psycopg.Error as exc:
+        log.warning("token watcher: lost the database (%s); sweeping until it is back", type(exc).__name__)
+        registry.hears_revocations = False
+        _close(listener)
+        socketio.sleep(wait)
+        return None, next_sweep
+    if jtis:
+        with app.app_context():
+            notify.tokens_revoked(jtis)
+    return listener, next_sweep
+
+
+def _conninfo() -> str | None:
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        return None
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _listen(conninfo: str) -> psycopg.Connection | None:
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+    except psycopg.Error as exc:
+        log.warning("token watcher: cannot listen for revocations (%s); sweeping", type(exc).__name__)
+        return None
+
+
+def _catch_up(app: Flask, registry: Registry, listener: psycopg.Connection) -> None:
+    """Right after LISTEN: the open sockets' tokens revoked before it (announced to
+    nobody here) end now; from here on every revocation is announced, and events
+    stop reading the blocklist. Read on the listener's own connection, which is
+    no pooled connection and no session of the app."""
+    jtis = list({jti for _key, jti, _expires in registry.sessions()})
+    try:
+        revoked = [row[0] for row in listener.execute(
+            "SELECT jti FROM revoked_tokens WHERE jti = ANY(%s)", (jtis,))] if jtis else []
+    except psycopg.Error as exc:
+        log.warning("token watcher: cannot read the blocklist (%s)", type(exc).__name__)
         return
-    revoked = tokens.revoked_among(jti for _key, jti in live)  # the app context's end removes the session
-    for key, jti in live:
-        if jti in revoked:
-            notify.auth_ended(key, TokenRevoked.code)
+    if revoked:
+        with app.app_context():
+            notify.tokens_revoked(revoked)
+    registry.hears_revocations = True
+
+
+def _close(conn: psycopg.Connection) -> None:
+    try:
+        conn.close()
+    except psycopg.Error:
+        pass
+
+
+def _sweep_once(app: Flask, registry: Registry) -> bool:
+    """End the sockets whose token expired or is in the blocklist. True when the
+    blocklist could be read."""
+    try:
+        with app.app_context():
+            now = time.time()
+            live = []
+            for key, jti, expires_at in registry.sessions():
+                if expires_at <= now:
+                    notify.auth_ended(key, TokenExpired.code)
+                else:
+                    live.append((key, jti))
+            if not live:
+                return True
+            revoked = tokens.revoked_among(jti for _key, jti in live)  # the app context's end removes the session
+            for key, jti in live:
+                if jti in revoked:
+                    notify.auth_ended(key, TokenRevoked.code)
+            return True
+    except SQLAlchemyError as exc:
+        # The database is down: expiry is still enforced (it needs no database);
+        # revocations are caught at the next sweep or event.
+        log.warning("token sweep: database unavailable (%s)", type(exc).__name__)
+        return False

@@ -2,8 +2,8 @@
 
 A chat message is the hot path of the whole server, and most messages are plain
 text with no reply, mention or attachment. For those, one statement, run in
-autocommit (one round trip, no BEGIN or COMMIT of its own), keeps every rule of
-`chat.send_message`:
+autocommit when the event has not opened a transaction yet (one round trip, no
+BEGIN or COMMIT of its own), keeps every rule of `chat.send_message`:
 
 - it takes the task's row lock (`FOR UPDATE`) and reads, from the row it locked,
   the newest message's id (the new one's `previous_id`) and the membership
@@ -124,9 +124,18 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
         "logged": json.dumps(logged_values(message, 0, None)), "description": logged_description(task_id),
     }
     try:
-        with db.engine.connect() as conn:
-            row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(_SEND, params).one_or_none()
+        if db.session().in_transaction():
+            # This event or request has already read something (a REST request its
+            # user): its session holds a pooled connection, and asking the pool for a
+            # second one, with every event doing the same, could wait forever. The
+            # statement runs in that transaction, then commits it.
+            row = db.session.execute(_SEND, params).one_or_none()
+            db.session.commit()
+        else:
+            with db.engine.connect() as conn:
+                row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(_SEND, params).one_or_none()
     except IntegrityError:
+        db.session.rollback()
         return None  # the same clientId, sent concurrently: the general path finds the first
     if row is None:
         return None

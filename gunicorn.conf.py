@@ -5,11 +5,17 @@ balancer with sticky sessions. gevent patches the standard library first, so
 that everything imported after it (psycopg, SQLAlchemy's pool, the app)
 cooperates with gevent.
 """
-from gevent import monkey
+import os
+
+# gevent records, for every greenlet it starts, the greenlet that started it and
+# the first frames of its stack, for debugging. Socket.IO starts a greenlet per
+# event (here, per connection with events waiting): that stack walk alone took
+# several percent of the worker's CPU under load. Read when gevent is imported.
+os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
+
+from gevent import monkey  # noqa: E402
 
 monkey.patch_all()
-
-import os  # noqa: E402
 
 from dotenv import load_dotenv  # noqa: E402
 

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -20,6 +21,7 @@ def create_app(overrides: dict[str, Any] | None = None, env: dict[str, str] | No
     """Build the app from the environment (or `env`), then apply `overrides` (tests)."""
     app = Flask(__name__, instance_relative_config=True)
     app.json = SafeJSONProvider(app)  # a body nested too deeply is a 400, not a RecursionError
+    app.session_interface = NoSessions()
     settings = load_config(env, instance_path=app.instance_path)
     app.config.update(settings)
     app.config.update(overrides or {})
@@ -47,6 +49,18 @@ def create_app(overrides: dict[str, Any] | None = None, env: dict[str, str] | No
     register_namespaces(app)
     register_commands(app)
     return app
+
+
+class NoSessions(SessionInterface):
+    """Nothing here keeps a Flask session: both doors authenticate with JWTs. Flask-SocketIO
+    still opens the session for every socket event, which parsed the handshake's cookies
+    each time; this hands out Flask's null session instead, and never sets a cookie."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        return None
 
 
 def register_extensions(app: Flask) -> None:

@@ -203,11 +203,13 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True}
         | ({} if database_url.startswith("sqlite") else {
             "pool_pre_ping": True,
-            # A pool big enough for the events in flight: connections the pool opens
-            # beyond pool_size are closed when given back, and under load that means
-            # a new PostgreSQL connection (and its authentication) for every event.
+            # Connections the pool opens beyond pool_size are closed when given back:
+            # under load that meant a new PostgreSQL connection (and its
+            # authentication) for every event. The pool keeps its connections, and an
+            # event beyond them waits its turn (chat writes of a task wait for each
+            # other anyway) for up to pool_timeout before it is `unavailable`.
             "pool_size": parse_int(env.get("DATABASE_POOL_SIZE"), "DATABASE_POOL_SIZE", 20),
-            "max_overflow": parse_int(env.get("DATABASE_MAX_OVERFLOW"), "DATABASE_MAX_OVERFLOW", 10, minimum=0),
+            "max_overflow": parse_int(env.get("DATABASE_MAX_OVERFLOW"), "DATABASE_MAX_OVERFLOW", 0, minimum=0),
             "connect_args": {"connect_timeout": parse_int(env.get("PGCONNECT_TIMEOUT"), "PGCONNECT_TIMEOUT", 10)},
         }),
         "CORS_ORIGINS": "*" if allow_all_origins else cors_origins,

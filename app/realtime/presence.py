@@ -76,6 +76,11 @@ class Registry:
             state.jti, state.expires_at = jti, expires_at
             return True
 
+    def expired(self, now: float) -> list[SocketKey]:
+        """The sockets whose token's `exp` has passed."""
+        with self._lock:
+            return [key for key, state in self._sockets.items() if state.expires_at <= now]
+
     def sessions(self) -> list[tuple[SocketKey, str, float]]:
         """Every socket's token: (key, jti, expires_at)."""
         with self._lock:

@@ -109,7 +109,8 @@ def _watch_once(app: Flask, registry: Registry, conninfo: str | None, listener: 
         if listener is not None:
             _catch_up(app, registry, listener)
     if time.monotonic() >= next_sweep:
-        _sweep_once(app, registry)
+        # While every revocation is announced, the sweep has only expiry to look for.
+        _sweep_once(app, registry, read_blocklist=not registry.hears_revocations)
         registry.forget_revoked_before(time.monotonic() - token_lifetime)
         next_sweep = time.monotonic() + interval
     wait = min(_WAIT_SECONDS, max(0.0, next_sweep - time.monotonic()))
@@ -172,18 +173,17 @@ def _close(conn: psycopg.Connection) -> None:
         pass
 
 
-def _sweep_once(app: Flask, registry: Registry) -> bool:
-    """End the sockets whose token expired or is in the blocklist. True when the
-    blocklist could be read."""
+def _sweep_once(app: Flask, registry: Registry, read_blocklist: bool = True) -> bool:
+    """End the sockets whose token expired or (with `read_blocklist`) is in the
+    blocklist. True when the blocklist could be read, or was not needed."""
     try:
         with app.app_context():
             now = time.time()
-            live = []
-            for key, jti, expires_at in registry.sessions():
-                if expires_at <= now:
-                    notify.auth_ended(key, TokenExpired.code)
-                else:
-                    live.append((key, jti))
+            for key in registry.expired(now):
+                notify.auth_ended(key, TokenExpired.code)
+            if not read_blocklist:
+                return True
+            live = [(key, jti) for key, jti, expires_at in registry.sessions() if expires_at > now]
             if not live:
                 return True
             revoked = tokens.revoked_among(jti for _key, jti in live)  # the app context's end removes the session

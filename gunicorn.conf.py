@@ -21,6 +21,7 @@ from dotenv import load_dotenv  # noqa: E402
 
 load_dotenv(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".env"))
 
+import resource  # noqa: E402
 import sys  # noqa: E402
 
 from app.config import ConfigError, load_config  # noqa: E402
@@ -33,6 +34,19 @@ except ConfigError as err:
 worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
 workers = 1  # Socket.IO keeps per-process state; scale with processes, not workers
 worker_connections = _settings["WORKER_CONNECTIONS"]
+
+# Every open socket is a file descriptor; the usual soft limit (1024) would refuse
+# connections long before WORKER_CONNECTIONS. Raise the soft limit as far as the
+# hard limit allows (the hard limit is the operator's: `ulimit -Hn`, LimitNOFILE=).
+_wanted_files = worker_connections + 256  # sockets, plus the database pool, logs and listeners
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _soft != resource.RLIM_INFINITY and _soft < _wanted_files:
+    _raised = _wanted_files if _hard == resource.RLIM_INFINITY else min(_wanted_files, _hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_raised, _hard))
+    if _raised < _wanted_files:
+        print(f"taskchat: open-files limit {_raised} is below WORKER_CONNECTIONS + 256 ({_wanted_files}); "
+              "raise the hard limit (ulimit -Hn, LimitNOFILE=) to hold that many sockets", file=sys.stderr)
+
 bind = f"{_settings['APP_HOST']}:{_settings['APP_PORT']}"
 timeout = 60
 graceful_timeout = 10

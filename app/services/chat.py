@@ -1,7 +1,9 @@
 """The task chat's writes: send, edit, delete.
 
-Each runs inside `chat_write` (see ordering.py): checks, then the change and
-its activity entry in one transaction, commit, then the broadcast.
+Each runs inside `chat_write` (see ordering.py): the task's write lock, checks
+under it, then the change and its activity entry in one transaction, commit,
+then the broadcast. A plain text message on PostgreSQL is all of that in one
+statement (chat_fast.py); anything else, or anything unusual, takes the path here.
 """
 from __future__ import annotations
 
@@ -16,10 +18,9 @@ from ..errors import NO_SEND_PERMISSION, ClientIdReused, Forbidden, MessageDelet
 from ..extensions import db
 from ..models import Attachment, ChatMessage, MessageEdit, Reaction, TaskMember, utcnow
 from ..realtime import notify
-from . import activity, notifications
-from .attachments import describe, file_paths, remove_files
-from . import chat_fast
+from . import activity, chat_fast, notifications
 from .access import require_member
+from .attachments import describe, file_paths, remove_files
 from .chat_fast import StoredMessage
 from .ordering import chat_write, lock_for_chat, message_added
 

@@ -116,6 +116,25 @@ def register_session_cleanup(app: Flask) -> None:
     from .dbsession import register
 
     register(app)
+    register_hot_connections(app)
+
+
+def register_hot_connections(app: Flask) -> None:
+    """PostgreSQL: the autocommit connections of the hot path (app/hotdb.py)."""
+    from .hotdb import HotConnections
+
+    with app.app_context():
+        engine = ext.db.engine
+    if engine.dialect.name != "postgresql":
+        return
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    hot = HotConnections(
+        engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+        size=app.config["HOT_CONNECTIONS"], timeout=options.get("pool_timeout", 30),
+        connect_timeout=options.get("connect_args", {}).get("connect_timeout", 10),
+    )
+    app.extensions["taskchat_hotdb"] = hot
+    event.listen(engine, "engine_disposed", hot.close)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -212,6 +212,9 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
             "max_overflow": parse_int(env.get("DATABASE_MAX_OVERFLOW"), "DATABASE_MAX_OVERFLOW", 0, minimum=0),
             "connect_args": {"connect_timeout": parse_int(env.get("PGCONNECT_TIMEOUT"), "PGCONNECT_TIMEOUT", 10)},
         }),
+        # PostgreSQL: the autocommit connections of the hot path's single statements
+        # (app/hotdb.py), besides the pool; each process keeps up to this many open.
+        "HOT_CONNECTIONS": parse_int(env.get("HOT_CONNECTIONS"), "HOT_CONNECTIONS", 10),
         "CORS_ORIGINS": "*" if allow_all_origins else cors_origins,
         # wsgi.py switches this to gevent under gunicorn; `flask run` and tests use threads.
         "SOCKETIO_ASYNC_MODE": "threading",

@@ -44,34 +44,46 @@ def ping_without_a_round_trip(engine: Engine) -> None:
     """PostgreSQL: check a pooled connection at checkout by looking, not asking.
 
     `pool_pre_ping` sends `SELECT 1` at every checkout: a round trip, which under
-    gevent cost about a fifth of the worker's CPU per chat message. A connection
-    the server closed (a restart, `pg_terminate_backend`, an idle timeout) has
-    something to read: the server's last word and the end of the stream. A healthy
-    idle one has nothing. So the check is a zero-timeout poll of the socket, and
-    only a connection with something to read gets the real ping, which finds it
-    dead and has it replaced. (A connection cut with no word from the server looks
-    healthy either way until TCP gives up; the real ping would hang on it too.)
+    gevent cost about a fifth of the worker's CPU per chat message. Whether the
+    server has closed an idle connection can be read off the connection itself
+    (`server_closed`), without asking anything. A connection cut with no word from
+    the server looks healthy either way until TCP gives up; `SELECT 1` would hang
+    on it too.
     """
     if engine.dialect.name != "postgresql":
         return
-    dialect = engine.dialect
-    full_ping = dialect.do_ping
 
     def do_ping(dbapi_connection: Any) -> bool:
-        if _has_input(dbapi_connection.pgconn.socket):
-            return full_ping(dbapi_connection)
-        return True
+        return not server_closed(dbapi_connection.pgconn)
 
-    # SQLAlchemy's pre-ping calls the dialect's `do_ping` for each checkout; this
-    # engine's dialect instance gets the cheap one.
-    dialect.do_ping = do_ping  # type: ignore[method-assign]
+    # SQLAlchemy's pre-ping calls the dialect's `do_ping` for each checkout, and
+    # invalidates the pool when it answers False; this engine's dialect instance
+    # gets the look instead of the question.
+    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
-def _has_input(fd: int) -> bool:
+def server_closed(pgconn: Any) -> bool:
+    """Whether the server has closed this idle connection (a restart,
+    `pg_terminate_backend`, an idle timeout). It then has something to read: its
+    last word, then the end of the stream, which libpq reports as an error. A
+    healthy idle connection has nothing to read, or a harmless message (a notice,
+    a changed parameter) that libpq takes in and the connection stays good."""
+    for _ in range(4):
+        if not has_input(pgconn.socket):
+            break
+        try:
+            pgconn.consume_input()
+        except Exception:  # psycopg's OperationalError: "server closed the connection unexpectedly"
+            return True
+    return pgconn.status != _CONNECTION_OK
+
+
+def has_input(fd: int) -> bool:
+    """Whether the socket has something to read now (never waits)."""
     try:
         readable, _, _ = _select(fd)
     except (OSError, ValueError):
-        return True  # let the real ping decide
+        return True
     return bool(readable)
 
 
@@ -95,3 +107,4 @@ def _find_original_select():
 
 
 _original_select = None  # found on first use: gevent may patch after this module is imported
+_CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import psycopg
 from flask import Response, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -127,7 +128,9 @@ def as_app_error(exc: BaseException) -> AppError:
     if isinstance(exc, AppError):
         return exc
     # TimeoutError: every pooled connection stayed busy for `pool_timeout`.
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)) or (
+    # psycopg's own: from the hot path's connections (app/hotdb.py), not wrapped by SQLAlchemy.
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, psycopg.OperationalError,
+                        psycopg.InterfaceError)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
         return Unavailable()

@@ -2,8 +2,9 @@
 
 A chat message is the hot path of the whole server, and most messages are plain
 text with no reply, mention or attachment. For those, one statement, run in
-autocommit when the event has not opened a transaction yet (one round trip, no
-BEGIN or COMMIT of its own), keeps every rule of `chat.send_message`:
+autocommit on one of the hot connections (app/hotdb.py) when the event has not
+opened a transaction yet (one round trip, no BEGIN or COMMIT of its own), keeps
+every rule of `chat.send_message`:
 
 - it takes the task's row lock (`FOR UPDATE`) and reads, from the row it locked,
   the newest message's id (the new one's `previous_id`) and the membership
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+import psycopg
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import Actor
@@ -52,34 +54,34 @@ def logged_description(task_id: int) -> str:
 
 _ROLES = ", ".join(f"'{role}'" for role in sorted(COMMENTING_ROLES))
 
-_SEND = text(f"""
+_SEND = f"""
 WITH locked AS MATERIALIZED (
-    SELECT id, last_message_id, members_version FROM tasks WHERE id = :task_id FOR UPDATE
+    SELECT id, last_message_id, members_version FROM tasks WHERE id = %(task_id)s FOR UPDATE
 ), bumped AS (
     UPDATE tasks AS t
     SET chat_seq = t.chat_seq + 1, last_message_id = nextval(pg_get_serial_sequence('task_chat', 'id'))
     FROM locked
     WHERE t.id = locked.id
-      AND locked.members_version = (SELECT s.members_version FROM tasks AS s WHERE s.id = :task_id)
+      AND locked.members_version = (SELECT s.members_version FROM tasks AS s WHERE s.id = %(task_id)s)
       AND EXISTS (SELECT 1 FROM task_members AS m
-                  WHERE m.task_id = :task_id AND m.user_id = :user_id AND m.role IN ({_ROLES}))
-      AND NOT EXISTS (SELECT 1 FROM task_chat AS c WHERE c.user_id = :user_id AND c.client_id = :client_id)
+                  WHERE m.task_id = %(task_id)s AND m.user_id = %(user_id)s AND m.role IN ({_ROLES}))
+      AND NOT EXISTS (SELECT 1 FROM task_chat AS c WHERE c.user_id = %(user_id)s AND c.client_id = %(client_id)s)
     RETURNING t.id AS task_id, t.chat_seq AS seq, t.last_message_id AS id, locked.last_message_id AS previous_id
 ), message AS (
     INSERT INTO task_chat (id, task_id, user_id, message, attachments, mentions, client_id, previous_id, seq,
                            version, created_at)
-    SELECT id, task_id, :user_id, :message, '[]'::jsonb, '[]'::jsonb, :client_id, previous_id, seq, seq, :now
+    SELECT id, task_id, %(user_id)s, %(message)s, '[]'::jsonb, '[]'::jsonb, %(client_id)s, previous_id, seq, seq, %(now)s
     FROM bumped
     RETURNING id, task_id, previous_id, seq, created_at
 ), logged AS (
     INSERT INTO activity_logs (user_id, action, entity_type, entity_id, task_id, old_values, new_values,
                                description, created_at)
-    SELECT :user_id, 'created', 'task_chat', id, task_id, 'null'::jsonb, CAST(:logged AS jsonb), :description, :now
+    SELECT %(user_id)s, 'created', 'task_chat', id, task_id, 'null'::jsonb, %(logged)s::jsonb, %(description)s, %(now)s
     FROM message
 )
 SELECT message.id, message.previous_id, message.seq, message.created_at, u.first_name, u.last_name
-FROM message LEFT JOIN users AS u ON u.id = :user_id
-""")
+FROM message LEFT JOIN users AS u ON u.id = %(user_id)s
+"""
 
 
 @dataclass(frozen=True)
@@ -126,21 +128,21 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
     try:
         if db.session().in_transaction():
             # This event or request has already read something (a REST request its
-            # user): its session holds a pooled connection, and asking the pool for a
-            # second one, with every event doing the same, could wait forever. The
-            # statement runs in that transaction, then commits it.
-            row = db.session.execute(_SEND, params).one_or_none()
+            # user): its session holds a pooled connection, and asking for a second
+            # one, with every event doing the same, could wait forever. The statement
+            # runs in that transaction, then commits it.
+            row = db.session.connection().exec_driver_sql(_SEND, params).one_or_none()
             db.session.commit()
         else:
-            with db.engine.connect() as conn:
-                row = conn.execution_options(isolation_level="AUTOCOMMIT").execute(_SEND, params).one_or_none()
-    except IntegrityError:
+            row = current_app.extensions["taskchat_hotdb"].fetch_one(_SEND, params)
+    except (IntegrityError, psycopg.errors.IntegrityError):
         db.session.rollback()
         return None  # the same clientId, sent concurrently: the general path finds the first
     if row is None:
         return None
-    author = None if row.first_name is None else Author(actor.id, row.first_name, row.last_name)
+    message_id, previous_id, seq, created_at, first_name, last_name = row
+    author = None if first_name is None else Author(actor.id, first_name, last_name)
     return StoredMessage(
-        id=row.id, task_id=task_id, user_id=actor.id, message=message, client_id=client_id,
-        previous_id=row.previous_id, version=row.seq, created_at=row.created_at, user=author,
+        id=message_id, task_id=task_id, user_id=actor.id, message=message, client_id=client_id,
+        previous_id=previous_id, version=seq, created_at=created_at, user=author,
     )

@@ -1,0 +1,88 @@
+"""A few PostgreSQL connections in autocommit, for the single statements of the hot path.
+
+The plain chat send is one statement (services/chat_fast.py) that commits by
+itself. Through SQLAlchemy's pool each one also paid for switching the pooled
+connection to autocommit and back, and for SQLAlchemy's statement machinery:
+together more than the statement's own round trip cost the gevent worker. These
+connections are made in autocommit once and run the statement with psycopg
+directly (prepared on each connection, so the server plans it once).
+
+They are checked like the pool's (app/dbsession.py): a connection the server
+closed while it was idle is replaced, found without a round trip.
+A connection that fails is dropped; the error reaches the caller, and
+`errors.as_app_error` answers `unavailable` for a database that cannot serve.
+At most `size` statements run at once; one more waits up to `timeout` seconds for
+a turn, then is `unavailable` too. `close()` runs when the app's engine is disposed.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+
+from .dbsession import server_closed
+from .errors import Unavailable
+
+
+class HotConnections:
+    def __init__(self, conninfo: str, *, size: int, timeout: float, connect_timeout: int):
+        self._conninfo = conninfo
+        self._connect_timeout = connect_timeout
+        self._timeout = timeout
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[psycopg.Connection] = []
+        self._closed = False
+
+    def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple | None:
+        """Run one statement in autocommit; its first row, or None."""
+        if not self._slots.acquire(timeout=self._timeout):
+            raise Unavailable()
+        try:
+            conn = self._checkout()
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(sql, params, prepare=True)
+                    row = cursor.fetchone()
+            except psycopg.errors.IntegrityError:
+                self._checkin(conn)  # the statement failed, the connection did not
+                raise
+            except BaseException:
+                self._discard(conn)
+                raise
+            self._checkin(conn)
+            return row
+        finally:
+            self._slots.release()
+
+    def close(self, *_args: Any) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self._discard(conn)
+
+    def _checkout(self) -> psycopg.Connection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
+            if not conn.closed and not server_closed(conn.pgconn):
+                return conn
+            self._discard(conn)  # the server closed it while it was idle
+
+    def _checkin(self, conn: psycopg.Connection) -> None:
+        with self._lock:
+            if not self._closed and not conn.closed:
+                self._idle.append(conn)
+                return
+        self._discard(conn)
+
+    @staticmethod
+    def _discard(conn: psycopg.Connection) -> None:
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass

@@ -18,6 +18,11 @@ def _running_under_gevent() -> bool:
     return monkey.is_module_patched("socket")
 
 
+if _running_under_gevent():
+    from app import gevent_psycopg
+
+    gevent_psycopg.install()  # psycopg waits for the server on a gevent watcher
+
 try:
     app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"} if _running_under_gevent() else None)
 except ConfigError as err:

@@ -716,6 +716,9 @@ def write_report(args: argparse.Namespace, results: list[dict], med: dict, meta:
               "PostgreSQL CPU counts every backend of the cluster (other users of it included)."]
     if has_chart:
         lines += ["", "![ratios](ratios.png)", ""]
+    analysis = HERE / "ANALYSIS.md"  # written by hand: what the figures say, what would move them
+    if analysis.exists() and not args.save_baseline:
+        lines += ["", analysis.read_text().rstrip(), ""]
     if base:
         lines += ["", f"## Before: the baseline (product at {base['meta']['versions'].get('product_commit')}, "
                       f"{base['meta']['date']})", ""] + figures_table(base["medians"])

@@ -249,7 +249,10 @@ def blast(sockets: list[LiveSocket], task_id: int, acks: Acks, deadline: float) 
                 sock.client.emit("send_message", message(task_id, f"blast {emitted}"), namespace=sock.namespace,
                                  callback=acks.record)
                 emitted += 1
-            except socketio.exceptions.BadNamespaceError:  # cut off between the check and the emit
+            except (socketio.exceptions.BadNamespaceError, KeyError):
+                # Cut off between the check and the emit: python-socketio's client says so
+                # with BadNamespaceError, or, when its disconnect clears the pending acks
+                # while the emit registers one, with a KeyError of its own.
                 pass
     return emitted
 

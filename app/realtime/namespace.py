@@ -21,7 +21,7 @@ from ..schemas import (
     message_wire,
 )
 from ..services import chat, presence, reactions, reads
-from . import notify, sessions, throttle
+from . import context, notify, sessions, throttle
 from .presence import SocketKey
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,33 @@ def _iso(epoch: float) -> str:
 
 
 def _socket() -> SocketKey:
-    return (request.namespace, request.sid)
+    key = context.socket()
+    assert key is not None, "only called while a socket event is handled"
+    return key
 
 
 class TasksNamespace(Namespace):
     """The task chat's events. Mounted at `/tasks`, and at `/` for the original frontend."""
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Connect and disconnect run as Flask-SocketIO runs every event, in a request
+        context of the handshake (connect reads its Authorization header). Every other
+        event runs in an app context only (see context.py): what a Flask request
+        context would cost is not worth paying per chat message."""
+        if event in ("connect", "disconnect"):
+            return super().trigger_event(event, *args)
+        handler = getattr(self, f"on_{event}", None)
+        if handler is None:
+            return None
+        sid, *payload = args
+        environ = self.socketio.server.get_environ(sid, namespace=self.namespace)
+        if not environ:
+            return None  # a socket this server no longer knows, as Flask-SocketIO ignores it
+        with environ["flask.app"].app_context(), context.handling(self.namespace, sid, event):
+            try:
+                return handler(*payload)
+            except Exception as exc:
+                return handle_error(exc)
 
     def _actor(self, kind: str) -> Actor:
         """Every event starts here: the socket's token must still be good, and the
@@ -154,7 +176,7 @@ class TasksNamespace(Namespace):
 
 def handle_error(exc: Exception) -> dict[str, Any]:
     """Any failure of an event: the ack, and the `error` event the original frontend listens to."""
-    event = (getattr(request, "event", None) or {}).get("message")
+    event = context.event_name()
     err = as_app_error(exc)
     if isinstance(err, Unavailable):
         log.warning("socket event %s: database unavailable (%s)", event, type(exc).__name__)

@@ -13,12 +13,13 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 
 from ..auth import Actor
 from ..extensions import socketio
 from ..models import ChatMessage, Notification, Task, TaskMember
 from ..schemas import member_out, message_wire, notification_out, reaction_summary, task_out
+from . import context
 from .presence import Registry, SocketKey
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ def _emit(event: str, data: Any, room: str, skip_sid: str | None = None) -> None
 
 def _origin_sid() -> str | None:
     """The socket whose event caused this, if any: it is told by its ack instead."""
-    return getattr(request, "sid", None) if has_request_context() else None
+    key = context.socket()
+    return key[1] if key is not None else None
 
 
 # ---- a socket's own rooms ------------------------------------------------------

@@ -264,6 +264,19 @@ class Api:
         self.http.close()
 
 
+def whole_history(api: Api, user: User, task_id: int) -> list[dict]:
+    """The task's whole chat, oldest first, page after page."""
+    items: list[dict] = []
+    after = 0
+    for _ in range(20):
+        page = api.request("GET", f"/api/tasks/{task_id}/messages", user, params={"after": after, "limit": 100})
+        items += page["items"]
+        if not page["hasMore"]:
+            return items
+        after = page["items"][-1]["id"]
+    raise AssertionError("more than 20 pages of history")
+
+
 @dataclass
 class Room:
     """A task with its owner and a commenter, made over REST."""

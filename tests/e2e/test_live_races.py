@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import websocket
 
-from .live import WAIT, Api, LiveServer, LiveSocket, User, make_room
+from .live import WAIT, Api, LiveServer, LiveSocket, User, make_room, whole_history
 
 pytestmark = pytest.mark.e2e
 
@@ -84,17 +84,6 @@ def emit(sock: LiveSocket, event: str, data: Any, answers: Answers, index: int) 
     sock.client.emit(event, data, namespace=sock.namespace, callback=answers.callback(index))
 
 
-def history(api: Api, user: User, task_id: int) -> list[dict]:
-    """The task's whole chat, oldest first."""
-    items: list[dict] = []
-    after = 0
-    for _ in range(20):
-        page = api.request("GET", f"/api/tasks/{task_id}/messages", user, params={"after": after, "limit": 100})
-        items += page["items"]
-        if not page["hasMore"]:
-            return items
-        after = page["items"][-1]["id"]
-    raise AssertionError("more than 20 pages of history")
 
 
 def activity(api: Api, user: User, task_id: int) -> list[dict]:
@@ -151,12 +140,12 @@ def test_a_burst_over_the_in_flight_cap_is_answered_event_by_event(live_server: 
     for n in refused:
         assert_rate_limited(answers.acks[n])
 
-    stored = [m["message"] for m in history(api, room.owner, room.task_id)]
+    stored = [m["message"] for m in whole_history(api, room.owner, room.task_id)]
     assert stored == [payloads[n]["message"] for n, code in enumerate(codes) if code == "ok"]
     for n in refused:  # as a client should: the same payload, same clientId, after retryAfter
         ack = sock.call("send_message", payloads[n])
         assert ack["ok"] is True and ack["data"]["duplicate"] is False, ack
-    assert sorted(m["message"] for m in history(api, room.owner, room.task_id)) == sorted(
+    assert sorted(m["message"] for m in whole_history(api, room.owner, room.task_id)) == sorted(
         p["message"] for p in payloads)
 
 
@@ -248,7 +237,7 @@ def test_300_sends_without_waiting_are_each_answered_until_the_connection_is_clo
     # had not yet read.)
     missing = [n for n in range(min(refused), max(refused) + 1) if n not in raw.acks]
     assert len(missing) <= codes.count("ok"), (missing, sorted(raw.acks))
-    stored = {m["clientId"] for m in history(api, room.owner, room.task_id)}
+    stored = {m["clientId"] for m in whole_history(api, room.owner, room.task_id)}
     acked = {payloads[n]["clientId"] for n, ack in raw.acks.items() if ack.get("ok") is True}
     assert acked <= stored
     assert len(stored - acked) <= 1, f"{len(stored - acked)} stored without an answer"
@@ -277,7 +266,7 @@ def test_sends_emitted_back_to_back_are_stored_and_broadcast_in_order(live_serve
         last = max(ids)
         watcher.wait_for("new_message", lambda e, last=last: e["message"]["id"] == last)
         heard = [e["message"]["message"] for e in watcher.events("new_message") if e["message"]["id"] in ids]
-        stored = [m["message"] for m in history(api, room.owner, room.task_id) if m["id"] in ids]
+        stored = [m["message"] for m in whole_history(api, room.owner, room.task_id) if m["id"] in ids]
         by_id = [texts[ids.index(i)] for i in sorted(ids)]
         if not (ids == sorted(ids) and heard == texts and stored == texts and by_id == texts):
             scrambled.append(f"round {round_}: stored {[int(t.split()[-1]) for t in stored]}, "
@@ -369,7 +358,7 @@ def test_nothing_is_stored_after_a_removal_or_demotion_commits(gunicorn_server: 
             created = [e for e in log if e["action"] == "created" and e["entityType"] == "task_chat"
                        and e["userId"] == target.id]
             after = sorted(e["entityId"] for e in created if e["id"] > change["id"])
-            stored = {m["id"] for m in history(api, room.owner, room.task_id) if m["userId"] == target.id}
+            stored = {m["id"] for m in whole_history(api, room.owner, room.task_id) if m["userId"] == target.id}
             heard = {e["message"]["id"] for e in watcher.events("new_message")
                      if e["message"]["userId"] == target.id}
             assert stored == acked, (round_, sorted(stored), sorted(acked))
@@ -420,7 +409,7 @@ def test_the_same_client_id_at_once_in_two_tasks_is_client_id_reused(live_server
                 codes = list(pool.map(send, range(len(tasks)), timeout=WAIT * 2))
             if sorted(codes) != ["client_id_reused", "ok"]:
                 wrong.append(f"round {round_}: {codes}")
-        stored = [m["clientId"] for task_id in tasks for m in history(api, room.owner, task_id)]
+        stored = [m["clientId"] for task_id in tasks for m in whole_history(api, room.owner, task_id)]
     finally:
         for http in https:
             http.close()

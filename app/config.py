@@ -214,7 +214,9 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         }),
         # PostgreSQL: the autocommit connections of the hot path's single statements
         # (app/hotdb.py), besides the pool; each process keeps up to this many open.
-        "HOT_CONNECTIONS": parse_int(env.get("HOT_CONNECTIONS"), "HOT_CONNECTIONS", 10),
+        # Each statement holds one until its commit is on disk: under S1, 10 of them
+        # capped the worker at 70% of the rate it reached with 30 (bench/RESULTS.md).
+        "HOT_CONNECTIONS": parse_int(env.get("HOT_CONNECTIONS"), "HOT_CONNECTIONS", 30),
         "CORS_ORIGINS": "*" if allow_all_origins else cors_origins,
         # wsgi.py switches this to gevent under gunicorn; `flask run` and tests use threads.
         "SOCKETIO_ASYNC_MODE": "threading",

@@ -37,6 +37,19 @@ def record(
     return entry
 
 
+# A sent message's entry keeps the start of its text, as the original server's log did.
+LOGGED_TEXT_LENGTH = 100
+
+
+def sent_values(message: str, attachments: int, reply_to: int | None) -> dict[str, Any]:
+    """The `new_values` of a sent message's entry (both send paths write the same)."""
+    return {"message": message[:LOGGED_TEXT_LENGTH], "attachments": attachments, "replyTo": reply_to}
+
+
+def sent_description(task_id: int) -> str:
+    return f"Chat message sent in task {task_id}"
+
+
 def forget_message_text(message_id: int) -> None:
     """A deleted message's words leave the log too: the entries stay, without their values."""
     db.session.execute(

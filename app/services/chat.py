@@ -63,8 +63,8 @@ def send_message(
                 file.message_id = chat.id
             activity.record(
                 user_id=actor.id, action="created", entity_type="task_chat", entity_id=chat.id, task_id=task_id,
-                new_values=chat_fast.logged_values(message, len(files), reply_to),
-                description=chat_fast.logged_description(task_id),
+                new_values=activity.sent_values(message, len(files), reply_to),
+                description=activity.sent_description(task_id),
             )
             mentions_made = notifications.record_mentions(actor, chat)
             db.session.commit()

@@ -39,18 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from ..auth import Actor
 from ..extensions import db
 from ..models import COMMENTING_ROLES, utcnow
-
-# Matches what the general path logs for a message (activity.record's new_values).
-LOGGED_TEXT_LENGTH = 100
-
-
-def logged_values(message: str, attachments: int, reply_to: int | None) -> dict[str, Any]:
-    return {"message": message[:LOGGED_TEXT_LENGTH], "attachments": attachments, "replyTo": reply_to}
-
-
-def logged_description(task_id: int) -> str:
-    return f"Chat message sent in task {task_id}"
-
+from . import activity
 
 _ROLES = ", ".join(f"'{role}'" for role in sorted(COMMENTING_ROLES))
 
@@ -123,7 +112,7 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
     now = utcnow()
     params = {
         "task_id": task_id, "user_id": actor.id, "message": message, "client_id": client_id, "now": now,
-        "logged": json.dumps(logged_values(message, 0, None)), "description": logged_description(task_id),
+        "logged": json.dumps(activity.sent_values(message, 0, None)), "description": activity.sent_description(task_id),
     }
     try:
         if db.session().in_transaction():

@@ -353,7 +353,7 @@ def test_connections_cut_while_idle_in_the_pool_are_replaced_unnoticed(app, clie
     conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as admin:
         for pid in pids:
-            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] is True
+            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0] is True
 
     ack = send(alice_sock, task["id"], "after")
     assert ack["ok"] is True, ack

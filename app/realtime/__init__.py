@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..extensions import socketio
-from . import hardening, throttle
+from . import directwrite, hardening, throttle
 from .namespace import TasksNamespace, handle_error
 from .presence import Registry
 
@@ -19,3 +19,4 @@ def register_namespaces(app: Flask) -> None:
     socketio.on_error_default(handle_error)
     # After the namespaces: the filter allows only their events.
     hardening.install(socketio.server)
+    directwrite.install(socketio.server.eio)

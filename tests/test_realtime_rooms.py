@@ -295,6 +295,36 @@ def test_one_of_two_sockets_disconnecting_leaves_the_other_in_the_room(socket, a
     assert [e["message"]["message"] for e in events(tab_two, "new_message")] == ["still there?"]
 
 
+def test_a_disconnected_socket_is_in_no_room_and_the_others_keep_theirs(app, socket, alice, bob, make_task,
+                                                                           add_member, task):
+    """The server finds a socket's rooms from its own index (app/realtime/rooms.py), not by
+    scanning every room: what it answers must be what the rooms hold, before and after."""
+    from app.extensions import socketio as sio
+
+    manager = sio.server.manager
+    other_task = make_task(alice, "Second task")
+    add_member(alice, other_task, bob, "commenter")
+    stayer, leaver = socket(alice), socket(bob)
+    for sock in (stayer, leaver):
+        join(sock, task["id"])
+        join(sock, other_task["id"])
+    sid_of = {sock: manager.sid_from_eio_sid(sock.eio_sid, NS) for sock in (stayer, leaver)}
+
+    def held(sid):  # what the rooms themselves hold, by a full scan
+        return sorted(str(name) for name, room in manager.rooms[NS].items() if name is not None and sid in room)
+
+    for sid in sid_of.values():
+        assert sorted(str(r) for r in manager.get_rooms(sid, NS)) == held(sid)
+        assert {f"task_{task['id']}", f"task_{other_task['id']}", sid} <= set(held(sid))
+    stayer_rooms = held(sid_of[stayer])
+
+    leaver.disconnect(namespace=NS)
+
+    assert held(sid_of[leaver]) == [] and manager.get_rooms(sid_of[leaver], NS) == []
+    assert sid_of[leaver] not in manager.rooms[NS][None]
+    assert held(sid_of[stayer]) == stayer_rooms == sorted(str(r) for r in manager.get_rooms(sid_of[stayer], NS))
+
+
 # ---- typing ----------------------------------------------------------------------------------
 def test_typing_start_and_stop_reach_the_others(socket, alice, bob, carol_in, task):
     typer, first, third = socket(bob), socket(alice), socket(carol_in)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..extensions import socketio
-from . import directwrite, hardening, throttle
+from . import directwrite, hardening, rooms, throttle
 from .namespace import TasksNamespace, handle_error
 from .presence import Registry
 
@@ -20,3 +20,4 @@ def register_namespaces(app: Flask) -> None:
     # After the namespaces: the filter allows only their events.
     hardening.install(socketio.server)
     directwrite.install(socketio.server.eio)
+    rooms.install(socketio.server.manager)

@@ -115,7 +115,11 @@ def _presence(task_id: int, user_id: int, user_name: str) -> dict[str, Any]:
 
 
 def enter(key: SocketKey, task_id: int, actor: Actor) -> None:
-    """Into the room first; `user_joined` only when this is the user's first socket there."""
+    """Into the room first; `user_joined` only when this is the user's first socket there.
+    A socket that went while its join waited (for the database, under load) has left
+    the registry: it enters nothing, or it would stay "online" for good."""
+    if registry().socket(key) is None:
+        return
     socketio.server.enter_room(key[1], task_room(task_id), namespace=key[0])
     if registry().enter(key, task_id):
         _emit("user_joined", _presence(task_id, actor.id, actor.name), task_room(task_id), skip_sid=key[1])

@@ -85,6 +85,8 @@ def register_extensions(app: Flask) -> None:
         manage_session=False,
         cors_allowed_origins=origins,
         max_http_buffer_size=app.config["SOCKETIO_MAX_HTTP_BUFFER_SIZE"],
+        ping_interval=app.config["SOCKETIO_PING_INTERVAL"],
+        ping_timeout=app.config["SOCKETIO_PING_TIMEOUT"],
         logger=False,
         engineio_logger=False,
     )

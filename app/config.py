@@ -224,6 +224,10 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         "SOCKETIO_MAX_HTTP_BUFFER_SIZE": parse_int(
             env.get("SOCKETIO_MAX_HTTP_BUFFER_SIZE"), "SOCKETIO_MAX_HTTP_BUFFER_SIZE", 64 * 1024
         ),
+        # Engine.IO's heartbeat (socket.io's own defaults): a ping every interval; a client
+        # that has not answered within the timeout is closed.
+        "SOCKETIO_PING_INTERVAL": parse_int(env.get("SOCKETIO_PING_INTERVAL"), "SOCKETIO_PING_INTERVAL", 25),
+        "SOCKETIO_PING_TIMEOUT": parse_int(env.get("SOCKETIO_PING_TIMEOUT"), "SOCKETIO_PING_TIMEOUT", 20),
         "MAX_CONTENT_LENGTH": parse_int(env.get("MAX_CONTENT_LENGTH"), "MAX_CONTENT_LENGTH", 1024 * 1024),
         # Uploads: where they are kept, how big and of which types they may be.
         "ATTACHMENTS_DIR": env.get("ATTACHMENTS_DIR") or str(instance / "attachments"),

@@ -83,10 +83,11 @@ def install(eio: engineio.Server) -> None:
             if raw is None or not isinstance(eio_socket, engineio.socket.Socket):
                 return super().__call__(environ, start_response)
             eio_socket.send = _direct_send(eio_socket, self, gws, raw)
+            eio_socket.poll = _poll_without_deadline(eio_socket)
             try:
                 return super().__call__(environ, start_response)
             finally:
-                del eio_socket.send  # Engine.IO's own again (and no reference cycle left behind)
+                del eio_socket.send, eio_socket.poll  # Engine.IO's own again (and no reference cycle left)
 
         def send(self, message: Any) -> Any:
             self.writing = True
@@ -124,6 +125,40 @@ def _direct_send(eio_socket: Any, ws: Any, gws: Any, raw: Any) -> Any:
             queue.put(Unsent(data[written:]))
 
     return send
+
+
+def _poll_without_deadline(eio_socket: Any) -> Any:
+    """The WebSocket writer's wait for packets, without Engine.IO's deadline.
+
+    Engine.IO's `poll` gives up after `ping_interval + ping_timeout` seconds with
+    nothing queued, and its WebSocket writer then closes the connection: a
+    deadline that only holds because the pings every `ping_interval` go through
+    the queue. Written directly, they no longer do, so the writer waits until it
+    has something to write or the socket is closed (`close` and the end of the
+    reading loop both queue None). A client that stops answering pings is still
+    closed by Engine.IO's ping check, as before. Otherwise Engine.IO's `poll`
+    (python-engineio 4.15), unchanged."""
+    queue = eio_socket.queue
+    queue_empty = eio_socket.server.get_queue_empty_exception()
+
+    def poll() -> list[Any]:
+        packets = [queue.get()]
+        queue.task_done()
+        if packets == [None]:
+            return []
+        while True:
+            try:
+                pkt = queue.get(block=False)
+            except queue_empty:
+                break
+            queue.task_done()
+            if pkt is None:
+                queue.put(None)
+                break
+            packets.append(pkt)
+        return packets
+
+    return poll
 
 
 def _is_gevent_websocket_driver(base: type) -> bool:

@@ -66,7 +66,11 @@ class TasksNamespace(Namespace):
         event runs in an app context only (see context.py): what a Flask request
         context would cost is not worth paying per chat message."""
         if event in ("connect", "disconnect"):
-            return super().trigger_event(event, *args)
+            # Named here too: a disconnect can run inside another socket's event (Engine.IO
+            # closes a socket whose ping went unanswered when a broadcast reaches it), and
+            # the handler must act on the socket that goes, not the one whose event it is.
+            with context.handling(self.namespace, args[0], event):
+                return super().trigger_event(event, *args)
         handler = getattr(self, f"on_{event}", None)
         if handler is None:
             return None

@@ -11,6 +11,7 @@ Each server kind runs the way it runs for real, on a free loopback port:
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -29,6 +30,7 @@ import jwt
 import pytest
 import requests
 import socketio
+import websocket
 from conftest import User  # the same user record as the in-process tests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -384,6 +386,54 @@ class LiveSocket:
 
     def disconnect(self) -> None:
         self.client.disconnect()
+
+
+class RawSocket:
+    """Engine.IO and Socket.IO on `/tasks` spoken by hand over websocket-client, so that
+    the test decides when (and whether) frames are read and pings answered; a small
+    receive buffer, so that a client that stops reading is soon one the server cannot
+    write to."""
+
+    def __init__(self, url: str, token: str):
+        self.ws = websocket.create_connection(
+            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)], timeout=WAIT,
+        )
+        assert self.ws.recv().startswith("0"), "Engine.IO open"
+        self.ws.send("40/tasks," + json.dumps({"token": token}))
+        assert self.next_packet().startswith("40/tasks,"), "Socket.IO connect"
+
+    def next_packet(self, answer_pings: bool = True) -> str:
+        while True:
+            text = self.ws.recv()
+            if text == "2" and answer_pings:  # Engine.IO ping
+                self.ws.send("3")
+                continue
+            return text
+
+    def call(self, ack_id: int, event: str, data: dict) -> dict:
+        self.ws.send(f"42/tasks,{ack_id}" + json.dumps([event, data]))
+        prefix = f"43/tasks,{ack_id}"
+        while True:
+            text = self.next_packet()
+            if text.startswith(prefix):
+                return json.loads(text[len(prefix):])[0]
+
+    def events(self, name: str, until: int) -> list[dict]:
+        """Read `name` events until one whose message id is `until`."""
+        seen = []
+        while True:
+            text = self.next_packet()
+            if not text.startswith("42/tasks,"):
+                continue
+            event, payload = json.loads(text[len("42/tasks,"):])
+            if event == name:
+                seen.append(payload)
+                if payload["message"]["id"] == until:
+                    return seen
+
+    def close(self) -> None:
+        self.ws.close(timeout=0.5)
 
 
 # Client closes still under way; joined (bounded) before the servers stop.

@@ -9,14 +9,11 @@ whole, in order, once.
 """
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 
 import pytest
-import websocket
 
-from .live import WAIT, Api, LiveSocket, make_room, start_server
+from .live import WAIT, Api, LiveSocket, RawSocket, make_room, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -31,56 +28,12 @@ def _kernel_buffer_bytes() -> int:
         return 4 * 1024 * 1024
 
 
-class RawSocket:
-    """Engine.IO and Socket.IO spoken by hand over websocket-client, so that the test
-    decides when (and whether) frames are read; a small receive buffer."""
-
-    def __init__(self, url: str, token: str):
-        self.ws = websocket.create_connection(
-            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
-            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)], timeout=WAIT,
-        )
-        assert self.ws.recv().startswith("0"), "Engine.IO open"
-        self.ws.send("40/tasks," + json.dumps({"token": token}))
-        assert self.next_packet().startswith("40/tasks,"), "Socket.IO connect"
-
-    def next_packet(self) -> str:
-        while True:
-            text = self.ws.recv()
-            if text == "2":  # Engine.IO ping
-                self.ws.send("3")
-                continue
-            return text
-
-    def call(self, ack_id: int, event: str, data: dict) -> dict:
-        self.ws.send(f"42/tasks,{ack_id}" + json.dumps([event, data]))
-        prefix = f"43/tasks,{ack_id}"
-        while True:
-            text = self.next_packet()
-            if text.startswith(prefix):
-                return json.loads(text[len(prefix):])[0]
-
-    def events(self, name: str, until: int) -> list[dict]:
-        """Read `name` events until one whose message id is `until`."""
-        seen = []
-        while True:
-            text = self.next_packet()
-            if not text.startswith("42/tasks,"):
-                continue
-            event, payload = json.loads(text[len("42/tasks,"):])
-            if event == name:
-                seen.append(payload)
-                if payload["message"]["id"] == until:
-                    return seen
-
-    def close(self) -> None:
-        self.ws.close(timeout=0.5)
-
-
 def test_a_member_who_stops_reading_holds_up_nobody_and_loses_nothing(e2e_database_url, tmp_path):
     # The default message limit (100/minute) would stop the sender long before the
-    # stalled reader's buffers fill; this test is about the writes, not the limit.
-    server = start_server("gunicorn", e2e_database_url, tmp_path, env={"RATE_LIMIT_MESSAGES": "100000/minute"})
+    # stalled reader's buffers fill, and a reader that stops reading stops answering
+    # pings (test_live_heartbeat.py): this test is about the writes, not those.
+    server = start_server("gunicorn", e2e_database_url, tmp_path, env={"RATE_LIMIT_MESSAGES": "100000/minute",
+                                                                          "SOCKETIO_PING_INTERVAL": "600"})
     api = Api(server.url)
     sockets: list[LiveSocket] = []
     stalled = None

@@ -152,6 +152,49 @@ def test_any_emoji_round_trips_through_the_url(client, task, alice, bob, emoji):
     assert ok(unreact(client, task, bob, message["id"], emoji))["reactions"] == []
 
 
+# Emojis the body rules accept that a URL treats specially: `/` (even first, last or
+# doubled), `%`, `?`, `#`, spaces, and dots next to slashes.
+AWKWARD_EMOJIS = ["/", "a/b", "/x", "x/", "a//b", "//", "👍/👎", "%", "%2F", "%25", "100%", "?", "a?b=c", "#",
+                  "#tag", " a", "a ", "a b", "../x", "a/../b", "./", "...", "%2e%2e", "+", "\\"]
+# The same with their `/` as they are (the rest percent-encoded): a URL carries these raw.
+RAW_SLASH_EMOJIS = ["/", "a/b", "/x", "x/", "a//b", "//", "👍/👎", "%/%", "a /b"]
+
+
+@pytest.mark.parametrize("emoji", AWKWARD_EMOJIS)
+def test_every_emoji_that_can_be_added_can_be_removed_percent_encoded(client, task, alice, bob, emoji):
+    message = sent(client, task, alice, "hi")
+    assert [r["emoji"] for r in ok(react(client, task, bob, message["id"], emoji))["reactions"]] == [emoji]
+
+    assert ok(unreact(client, task, bob, message["id"], emoji))["reactions"] == []
+    assert as_seen_by(client, task, alice, message["id"])["reactions"] == []
+
+
+@pytest.mark.parametrize("emoji", RAW_SLASH_EMOJIS)
+def test_an_emoji_with_a_slash_can_be_removed_with_the_slash_as_it_is(client, task, alice, bob, emoji):
+    message = sent(client, task, alice, "hi")
+    react(client, task, bob, message["id"], "👍")
+    assert [r["emoji"] for r in ok(react(client, task, bob, message["id"], emoji))["reactions"]] == ["👍", emoji]
+
+    response = client.delete(f"{reactions_url(task, message['id'])}/{quote(emoji, safe='/')}", headers=bob.headers)
+
+    # Only that reaction went: not "👍", nor one named by a part of the path.
+    assert [r["emoji"] for r in ok(response)["reactions"]] == ["👍"]
+
+
+@pytest.mark.parametrize("emoji", [".", ".."])
+def test_an_emoji_no_url_can_name_is_refused_when_added(client, task, alice, bob, emoji):
+    """A path segment "." or ".." is resolved away by clients before it is sent, so such a
+    reaction could never be removed over REST: it is not accepted."""
+    message = sent(client, task, alice, "hi")
+
+    error = assert_error(react(client, task, bob, message["id"], emoji), 422, "validation_error")
+
+    assert "emoji" in error["details"]
+    assert as_seen_by(client, task, alice, message["id"])["reactions"] == []
+    # Dots among other characters are fine.
+    assert ok(react(client, task, bob, message["id"], emoji + "x"))["reactions"][0]["emoji"] == emoji + "x"
+
+
 @pytest.mark.parametrize("body", [{}, {"emoji": ""}, {"emoji": "   "}, {"emoji": "x" * 33}, {"emoji": "a\nb"},
                                   {"emoji": 1}, {"emoji": None}])
 def test_bad_emoji_is_422(client, task, alice, body):

@@ -246,8 +246,9 @@ def test_a_non_owner_cannot_remove_someone_else(client, alice, bob, carol, make_
     add_member(alice, task, bob, role)
     add_member(alice, task, carol, "viewer")
 
-    for target in (carol, alice):
-        assert_error(client.delete(members_url(task, target), headers=bob.headers), 403, "forbidden")
+    assert_error(client.delete(members_url(task, carol), headers=bob.headers), 403, "forbidden")
+    # Removing the last owner is refused as a conflict first, whoever asks (see below).
+    assert_error(client.delete(members_url(task, alice), headers=bob.headers), 409, "conflict")
     assert set(roles(client, task, alice)) == {alice.id, bob.id, carol.id}
 
 
@@ -261,6 +262,46 @@ def test_an_owner_may_leave_when_another_owner_remains(client, task, alice, bob)
 
     assert client.delete(members_url(task, alice), headers=alice.headers).status_code == 204
     assert roles(client, task, bob) == {bob.id: "owner"}
+
+
+# ---- the last owner, whoever asks ---------------------------------------------------
+# Two owners who demote or remove each other at the same moment are serialized by the
+# task's write lock, so the second meets what it meets here, one after the other
+# (tests/e2e/test_live_owners.py races them against the live server).
+def _demote_or_remove(client, task, kind: str, actor, target):
+    if kind == "demote":
+        return client.patch(members_url(task, target), json={"role": "viewer"}, headers=actor.headers)
+    return client.delete(members_url(task, target), headers=actor.headers)
+
+
+@pytest.mark.parametrize("second", ["demote", "remove"])
+@pytest.mark.parametrize("first", ["demote", "remove"])
+def test_of_two_owners_acting_on_each_other_the_second_is_a_conflict(client, task, alice, bob, first, second):
+    assert client.patch(members_url(task, bob), json={"role": "owner"}, headers=alice.headers).status_code == 200
+
+    assert _demote_or_remove(client, task, first, alice, bob).status_code == (200 if first == "demote" else 204)
+    # Bob is now a viewer, or no longer a member, and Alice is the last owner.
+    assert_error(_demote_or_remove(client, task, second, bob, alice), 409, "conflict")
+    assert roles(client, task, alice) == {alice.id: "owner", **({bob.id: "viewer"} if first == "demote" else {})}
+
+
+def test_a_removed_member_gets_403_when_the_target_is_not_the_last_owner(client, task, alice, bob, carol,
+                                                                        add_member):
+    add_member(alice, task, carol, "owner")
+    assert client.delete(members_url(task, bob), headers=alice.headers).status_code == 204
+
+    for kind in ("demote", "remove"):
+        assert_error(_demote_or_remove(client, task, kind, bob, alice), 403, "forbidden")
+    assert roles(client, task, alice) == {alice.id: "owner", carol.id: "owner"}
+
+
+@pytest.mark.parametrize("kind", ["demote", "remove"])
+def test_someone_never_a_member_gets_403_even_against_the_last_owner(client, task, alice, carol, kind):
+    """Whether a user is a task's last owner is not told to strangers: the same 403 as a missing task."""
+    not_mine = _demote_or_remove(client, task, kind, carol, alice)
+    missing = _demote_or_remove(client, {"id": task["id"] + 1000}, kind, carol, alice)
+    assert_error(not_mine, 403, "forbidden")
+    assert not_mine.get_json() == missing.get_json()
 
 
 def test_remove_a_non_member_is_404(client, task, alice, carol):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -269,6 +270,33 @@ def test_broadcasts_of_a_reacted_message_leave_me_out(room, carol, bobs):
     for name, peer in room.items():
         [event] = peer.events("message_updated")
         assert event["message"]["reactions"] == [{"emoji": "👍", "count": 1, "userIds": [carol.id]}], name
+
+
+@pytest.mark.parametrize("emoji", ["/", "a/b", "a//b", "%2F", "%", "?", "#", " a", "../x"])
+def test_any_emoji_added_on_one_door_is_removed_on_the_other(room, client, carol, task, bobs, emoji):
+    """A reaction added over Socket.IO is removed over REST (the emoji percent-encoded in
+    the path), and one added over REST is removed over Socket.IO."""
+    ref = {"messageId": bobs["id"], "emoji": emoji}
+    url = f"/api/tasks/{task['id']}/messages/{bobs['id']}/reactions"
+    assert [r["emoji"] for r in room["Carol"].ok("add_reaction", ref)["reactions"]] == [emoji]
+
+    response = client.delete(f"{url}/{quote(emoji, safe='')}", headers=carol.headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["reactions"] == []
+
+    assert client.post(url, json={"emoji": emoji}, headers=carol.headers).status_code == 200
+    assert room["Carol"].ok("remove_reaction", ref)["reactions"] == []
+    assert stored(client, carol, task["id"])[bobs["id"]]["reactions"] == []
+
+
+@pytest.mark.parametrize("emoji", [".", ".."])
+def test_an_emoji_no_url_can_name_is_refused_over_socket_too(room, client, alice, task, bobs, emoji):
+    ack = room["Carol"].emit("add_reaction", {"messageId": bobs["id"], "emoji": emoji})
+
+    room["Carol"].refused(ack, "validation_error")
+    assert "emoji" in ack["error"]["details"]
+    quiet(room["Alice"], room["Bob"], room["Dan"])
+    assert stored(client, alice, task["id"])[bobs["id"]]["reactions"] == []
 
 
 @pytest.mark.parametrize("event", ["add_reaction", "remove_reaction"])

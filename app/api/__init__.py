@@ -8,7 +8,7 @@ import flask_smorest
 from flask import Flask, Request, g
 from flask_jwt_extended import current_user
 from webargs.flaskparser import FlaskParser
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, PathConverter
 
 from ..auth import Actor
 from ..extensions import api
@@ -51,6 +51,19 @@ class IdConverter(IntegerConverter):
         super().__init__(map, min=1, max=MAX_DB_INT)
 
 
+class RestOfPathConverter(PathConverter):
+    """`<rest:name>`: everything after the rule's last slash, slashes included, as
+    decoded. The server decodes the path before routing, so `%2F` arrives as `/`,
+    and werkzeug's `path` refuses a value that starts with `/` (it redirects to
+    the URL with the slashes merged): an emoji like "/" or "/x" could be added
+    as a reaction but never named in a URL. Any character, newline included:
+    what the value may hold is for the route's validation to say (a 422), not a 404."""
+
+    regex = r"[\s\S]+"
+    # Said outright: werkzeug infers it from a "/" in the regex, and this one has none.
+    part_isolating = False
+
+
 def acting() -> Actor:
     """The user behind the request's access token (after `jwt_required`). They
     are also the viewer whose `reactions[].me` the answer shows."""
@@ -62,5 +75,6 @@ def register_api(app: Flask) -> None:
     from . import attachments, auth, health, members, messages, notifications, tasks
 
     app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["rest"] = RestOfPathConverter
     for module in (auth, tasks, members, messages, attachments, notifications, health):
         api.register_blueprint(module.blp)

@@ -6,8 +6,8 @@ from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from ..schemas import (
-    ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut, MessageOut,
-    MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, load, page_of,
+    MAX_EMOJI_LENGTH, ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut,
+    MessageOut, MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, load, page_of,
 )
 from ..services import activity, chat, history, reactions, reads
 from . import acting
@@ -69,11 +69,21 @@ def add_reaction(data, task_id, message_id):
     return reactions.add_reaction(acting(), message_id, data["emoji"], task_id=task_id)
 
 
-@blp.delete("/messages/<id:message_id>/reactions/<string:emoji>")
+# Any emoji that can be added can be named here: percent-encoded as one path segment
+# (encodeURIComponent), or with its `/` as they are. (An emoji "." or ".." cannot be
+# carried by a URL at all, clients drop such segments: it is refused when added.)
+_EMOJI_IN_PATH = {
+    "in": "path", "name": "emoji", "required": True,
+    "description": "The reaction's emoji, percent-encoded (encodeURIComponent); a `/` may also be sent as is.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_EMOJI_LENGTH},
+}
+
+
+@blp.delete("/messages/<id:message_id>/reactions/<rest:emoji>", parameters=[_EMOJI_IN_PATH])
 @jwt_required()
 @blp.response(200, MessageOut)
 def remove_reaction(task_id, message_id, emoji):
-    """The emoji URL-encoded in the path, held to the same rules as in a body."""
+    """The emoji in the path, held to the same rules as in a body."""
     emoji = load(ReactionBodyIn, {"emoji": emoji})["emoji"]
     return reactions.remove_reaction(acting(), message_id, emoji, task_id=task_id)
 

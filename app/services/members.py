@@ -1,13 +1,19 @@
-"""Task membership and roles."""
+"""Task membership and roles.
+
+A task keeps at least one owner. Every change takes the task's write lock first
+(`lock_for_members`), so the owner count and both memberships read after it stay
+what they are until the commit: of two owners demoting or removing each other at
+the same moment, one commits and the other then finds the last owner.
+"""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import Actor
-from ..errors import Conflict, Forbidden, NotFound
+from ..errors import NO_TASK_ACCESS, Conflict, Forbidden, NotFound
 from ..extensions import db
-from ..models import ChatMessage, TaskMember, User
+from ..models import ActivityLog, ChatMessage, TaskMember, User
 from ..realtime import notify
 from . import activity
 from .access import membership, require_member, require_permission
@@ -26,17 +32,51 @@ def list_members(actor: Actor, task_id: int) -> list[TaskMember]:
     )
 
 
-def _target(task_id: int, user_id: int) -> TaskMember:
-    member = membership(task_id, user_id)
-    if member is None:
-        raise NotFound("Member not found")
-    return member
-
-
 def _owner_count(task_id: int) -> int:
     return db.session.scalar(
         select(func.count()).select_from(TaskMember).where(TaskMember.task_id == task_id, TaskMember.role == "owner")
     )
+
+
+def _was_removed(task_id: int, user_id: int) -> bool:
+    """Whether the user was removed from the task (or left it): `remove_member`
+    logs every removal in the task's activity log, which outlives the membership."""
+    return db.session.scalar(
+        select(ActivityLog.id).where(
+            ActivityLog.task_id == task_id, ActivityLog.action == "member_removed",
+            ActivityLog.entity_type == "task_member", ActivityLog.entity_id == user_id,
+        ).limit(1)
+    ) is not None
+
+
+def _changeable(actor: Actor, task_id: int, user_id: int, *, ends_ownership: bool,
+                may_change_self: bool = False) -> TaskMember:
+    """The member the actor changes, once every rule allows it. Called under the lock.
+
+    The last owner comes first: demoting or removing them is a conflict whoever
+    asks, provided the asker knows the task (is a member, or was removed from it).
+    Two owners who demote or remove each other at the same moment are serialized
+    by the lock, and the second then is a viewer, or no longer a member, facing
+    the last owner: it is answered 409 `conflict`, whatever the timing. (With the
+    permission checked first it would get 403, which does not say why a request
+    made as an owner failed.)
+    A member learns nothing from it that the member list does not show; someone
+    who was never a member gets the 403 of a task that does not exist.
+    """
+    acting = membership(task_id, actor.id)
+    target = membership(task_id, user_id)
+    if (
+        ends_ownership and target is not None and target.role == "owner" and _owner_count(task_id) <= 1
+        and (acting is not None or _was_removed(task_id, actor.id))
+    ):
+        raise Conflict(_LAST_OWNER)
+    if acting is None:
+        raise Forbidden(NO_TASK_ACCESS)
+    if not acting.can_manage_members and not (may_change_self and user_id == actor.id):
+        raise Forbidden(_MANAGE)
+    if target is None:
+        raise NotFound("Member not found")
+    return target
 
 
 def add_member(actor: Actor, task_id: int, *, user_id: int, role: str) -> TaskMember:
@@ -64,12 +104,9 @@ def add_member(actor: Actor, task_id: int, *, user_id: int, role: str) -> TaskMe
 
 def update_member(actor: Actor, task_id: int, user_id: int, *, role: str) -> TaskMember:
     lock_for_members(task_id)
-    require_permission(task_id, actor.id, "can_manage_members", _MANAGE)
-    member = _target(task_id, user_id)
+    member = _changeable(actor, task_id, user_id, ends_ownership=role != "owner")
     if member.role == role:
         return member
-    if member.role == "owner" and _owner_count(task_id) <= 1:
-        raise Conflict(_LAST_OWNER)
     old_role, member.role = member.role, role
     activity.record(
         user_id=actor.id, action="member_updated", entity_type="task_member", entity_id=user_id, task_id=task_id,
@@ -84,12 +121,7 @@ def update_member(actor: Actor, task_id: int, user_id: int, *, role: str) -> Tas
 def remove_member(actor: Actor, task_id: int, user_id: int) -> None:
     """The owner removes anyone; any member may remove themself (leave the task)."""
     lock_for_members(task_id)
-    acting = require_member(task_id, actor.id)
-    if user_id != actor.id and not acting.can_manage_members:
-        raise Forbidden(_MANAGE)
-    member = _target(task_id, user_id)
-    if member.role == "owner" and _owner_count(task_id) <= 1:
-        raise Conflict(_LAST_OWNER)
+    member = _changeable(actor, task_id, user_id, ends_ownership=True, may_change_self=True)
     # Read before the delete: the row and its user are gone after the commit.
     removed, gone = Actor.of(member.user), notify.member_payload(member)
     activity.record(

@@ -4,14 +4,23 @@ from __future__ import annotations
 from sqlalchemy import delete
 
 from ..auth import Actor
-from ..errors import NO_SEND_PERMISSION, Forbidden
+from ..errors import NO_SEND_PERMISSION, Forbidden, ValidationError
 from ..extensions import db
 from ..models import ChatMessage, Reaction
 from ..realtime import notify
 from .chat import changing, locate
 
 
+# A reaction is removed over REST by naming its emoji in the URL path. A path segment
+# "." or ".." (or "%2E", "%2e%2E", ...) is a dot segment, which clients resolve away
+# before sending (RFC 3986 5.2.4; browsers, requests): such an emoji could be added
+# but never removed over REST, so it is not accepted, on either door.
+_NOT_IN_A_URL = frozenset({".", ".."})
+
+
 def add_reaction(actor: Actor, message_id: int, emoji: str, task_id: int | None = None) -> ChatMessage:
+    if emoji in _NOT_IN_A_URL:
+        raise ValidationError(details={"emoji": ['Must not be "." or "..": a URL cannot name it.']})
     return _change(actor, message_id, emoji, task_id, add=True)
 
 

@@ -13,6 +13,7 @@ from ..realtime import notify
 from . import activity, reads
 from .access import require_member, require_permission
 from .attachments import file_paths, remove_files
+from .ordering import lock_for_members
 
 _EDITABLE = ("title", "description", "status")
 
@@ -75,6 +76,10 @@ def update_task(actor: Actor, task_id: int, changes: dict[str, Any]) -> TaskMemb
 
 
 def delete_task(actor: Actor, task_id: int) -> None:
+    # Deleting the task ends every membership, so it takes the task's write lock
+    # first, as every membership change does: an owner demoted or removed at the
+    # same moment is seen as such here, and cannot delete the task after the fact.
+    lock_for_members(task_id)
     member = require_permission(task_id, actor.id, "can_manage_members", "Only the task owner can delete it")
     task = member.task
     title = task.title

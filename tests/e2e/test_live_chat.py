@@ -10,6 +10,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -262,3 +263,20 @@ def test_production_accepts_only_listed_origins(gunicorn_server: LiveServer):
         finally:
             refused.close()
         assert not first.startswith("0"), first
+
+
+def test_every_emoji_that_can_be_added_is_removed_over_http(live_server: LiveServer, api: Api):
+    """Through a real HTTP client and server (requests resolves dot segments, the server
+    decodes the path before routing): percent-encoded, and with its `/` as it is."""
+    room = make_room(api, "Emojis")
+    message = api.request("POST", f"/api/tasks/{room.task_id}/messages", room.member, expect=201,
+                          json={"message": "react to me"})
+    url = f"/api/tasks/{room.task_id}/messages/{message['id']}/reactions"
+    left: list[str] = []
+    for emoji, safe in [("/", ""), ("a//b", ""), ("../x", ""), ("%2F", ""), ("100%", ""), ("a?b#c", ""),
+                        (" a b ", ""), ("👍/👎", ""), ("/", "/"), ("/x", "/"), ("a//b", "/"), ("x/", "/")]:
+        assert api.request("POST", url, room.member, json={"emoji": emoji})["reactions"][0]["emoji"] == emoji
+        removed = api.request("DELETE", f"{url}/{quote(emoji, safe=safe)}", room.member)
+        if removed["reactions"]:
+            left.append(f"{emoji!r} (safe={safe!r}): {removed['reactions']}")
+    assert left == []

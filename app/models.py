@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -18,6 +18,8 @@ JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 TASK_STATUSES = ("todo", "in_progress", "done")
 ROLES = ("owner", "editor", "commenter", "viewer")
 COMMENTING_ROLES = frozenset({"owner", "editor", "commenter"})
+# A reply quotes this many characters of its parent (`replyPreview.excerpt`).
+REPLY_EXCERPT_LENGTH = 100
 _CAN_EDIT = frozenset({"owner", "editor"})
 _CAN_MANAGE = frozenset({"owner"})
 
@@ -118,6 +120,11 @@ class ChatMessage(db.Model):
     __table_args__ = (
         Index("ix_task_chat_task_id_id", "task_id", "id"),
         Index("ix_task_chat_task_id_version", "task_id", "version"),
+        # The replies to a message, found when its edit or deletion changes what they
+        # quote (services/replies.py). Partial: a plain message, the common send,
+        # writes no entry.
+        Index("ix_task_chat_reply_to", "reply_to", postgresql_where=text("reply_to IS NOT NULL"),
+              sqlite_where=text("reply_to IS NOT NULL")),
         # A retried send with the same clientId finds the message it stored first.
         UniqueConstraint("user_id", "client_id", name="uq_task_chat_user_id_client_id"),
     )
@@ -155,6 +162,11 @@ class ChatMessage(db.Model):
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def excerpt(self) -> str | None:
+        """What a reply quotes of this message: its first characters, nothing once deleted."""
+        return None if self.deleted else self.message[:REPLY_EXCERPT_LENGTH]
 
 
 class MessageEdit(db.Model):

@@ -23,7 +23,6 @@ MAX_ATTACHMENTS = 10
 MAX_MENTIONS = 50
 MAX_CLIENT_ID_LENGTH = 64
 MAX_EMOJI_LENGTH = 32
-REPLY_EXCERPT_LENGTH = 100
 MAX_TOKEN_LENGTH = 4096
 
 
@@ -400,7 +399,7 @@ class ReplyPreviewOut(Schema):
     message_id = fields.Integer(attribute="id", data_key="messageId")
     user_id = fields.Integer(data_key="userId", allow_none=True)
     user_name = fields.Function(lambda m: m.user.display_name if m.user else None, data_key="userName")
-    excerpt = fields.Function(lambda m: None if m.deleted else m.message[:REPLY_EXCERPT_LENGTH])
+    excerpt = fields.Function(lambda m: m.excerpt)
     deleted = fields.Boolean()
 
 
@@ -483,7 +482,7 @@ def message_wire(message: Any, viewer_id: int | None = None) -> dict[str, Any]:
             "messageId": parent.id,
             "userId": parent.user_id,
             "userName": parent.user.display_name if parent.user else None,
-            "excerpt": None if parent.deleted else parent.message[:REPLY_EXCERPT_LENGTH],
+            "excerpt": parent.excerpt,
             "deleted": parent.deleted,
         },
         "mentions": list(message.mentions),

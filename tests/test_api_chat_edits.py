@@ -297,7 +297,8 @@ def test_rest_delete_reaches_every_socket_in_the_room(client, task, room, socket
 
     for sock in room:
         assert events(sock, "message_deleted") == [
-            {"taskId": task["id"], "messageId": message["id"], "version": tombstone["version"], "deletedBy": alice.id}
+            {"taskId": task["id"], "messageId": message["id"], "version": tombstone["version"], "deletedBy": alice.id,
+             "message": tombstone}
         ]
     assert events(outside, "message_deleted") == []
 

@@ -250,15 +250,17 @@ def test_reaction_updated_reaches_the_room_without_me(client, task, room, socket
     added = ok(react(client, task, bob, message["id"], "👍"))
     removed = ok(unreact(client, task, bob, message["id"], "👍"))
 
+    after_adding = [{"emoji": "🎉", "count": 1, "userIds": [alice.id]}, {"emoji": "👍", "count": 1, "userIds": [bob.id]}]
+    after_removing = [{"emoji": "🎉", "count": 1, "userIds": [alice.id]}]
     for sock, ns in room:
+        # `message`: the whole message, as broadcasts show it (without `me`).
         assert events(sock, "reaction_updated", ns) == [
             {"taskId": task["id"], "messageId": message["id"], "emoji": "👍", "action": "added", "userId": bob.id,
-             "userName": "Bob Editor", "version": added["version"],
-             "reactions": [{"emoji": "🎉", "count": 1, "userIds": [alice.id]},
-                           {"emoji": "👍", "count": 1, "userIds": [bob.id]}]},
+             "userName": "Bob Editor", "version": added["version"], "reactions": after_adding,
+             "message": {**added, "reactions": after_adding}},
             {"taskId": task["id"], "messageId": message["id"], "emoji": "👍", "action": "removed", "userId": bob.id,
-             "userName": "Bob Editor", "version": removed["version"],
-             "reactions": [{"emoji": "🎉", "count": 1, "userIds": [alice.id]}]},
+             "userName": "Bob Editor", "version": removed["version"], "reactions": after_removing,
+             "message": {**removed, "reactions": after_removing}},
         ]
     assert removed["version"] > added["version"]
     assert events(outside, "reaction_updated") == []

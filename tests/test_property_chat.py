@@ -6,8 +6,11 @@ devices each and share one or two tasks. Steps: join a task's room (with
 `lastMessageId` = the device's newest id, i.e. catch-up), leave it, drop the
 connection and reconnect (re-joining with catch-up), send (fresh clientId) or
 resend (a clientId used before, as a client does when an ack was lost), edit,
-delete, remove a member and add one back (maybe as a viewer). Sends, edits and
-deletes go through a socket or over REST.
+delete, react (add or take back an emoji), remove a member and add one back
+(maybe as a viewer). A send may reply to a message of its task (a live one or a
+tombstone) and mention members; so edits and deletes also hit parents of
+replies, whose `replyPreview` then changes. Sends, edits, deletes and reactions
+go through a socket or over REST.
 
 The machine keeps a model (who is a member with which role, which socket is in
 which room, what was stored) and checks after every step:
@@ -18,13 +21,21 @@ which room, what was stored) and checks after every step:
   just removed;
 - every acked message is stored exactly once (counted by clientId in the REST
   history), and refused sends store nothing;
-- every device in a room shows exactly the server's list for that task. A
-  device builds its list only from what a client can rely on: `new_message`,
-  `message_updated` and `message_deleted` events, and the `missed` and
-  `updated` lists of its join acks, merged by id keeping the higher `version`
-  (`message_deleted` makes a tombstone). Send/edit/delete acks are not merged:
-  a device outside the room that took its own ack's id as its newest would
-  catch up from there and skip what it missed before it.
+- every stored message is what the model says: text, `deleted`, `version`,
+  `replyTo` and its `replyPreview` (the parent's current excerpt, or `deleted`
+  and no excerpt), mentions, reactions;
+- every device in a room shows exactly the server's list for that task, field
+  by field (all of each message but `reactions[].me`, which room broadcasts
+  leave out). A device builds its list only as docs/realtime.md tells a client
+  to: the messages of `new_message`, `message_updated`, `message_deleted` and
+  `reaction_updated` events and of the `missed` and `updated` lists of its join
+  acks, merged by id keeping the higher `version`; and two copies of one
+  version must be equal. Send/edit/delete acks are not merged: a device outside
+  the room that took its own ack's id as its newest would catch up from there
+  and skip what it missed before it;
+- a copy kept only from catch-ups (the task owner reconnecting at each check
+  with the newest id it holds, merging `missed` and `updated`) is the server's
+  list too, field by field.
 
 How the machine gets its app: hypothesis runs many examples inside one test
 function, so a function-scoped fixture lives through all of them. The test
@@ -44,6 +55,7 @@ import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -59,22 +71,32 @@ from conftest import User, _empty_tables
 
 NS = "/tasks"
 NAMES = ("Alice", "Bob", "Carol")
-TEXTS = ("hi", "ok", "done", "on it")  # few, so edits sometimes repeat the text
+# Few, so edits sometimes repeat the text. The two long ones differ only after the
+# excerpt a reply quotes (REPLY_EXCERPT): editing one into the other changes no quote.
+REPLY_EXCERPT = 100
+TEXTS = ("hi", "ok", "done", "on it", "x" * REPLY_EXCERPT + " first", "x" * REPLY_EXCERPT + " second")
+EMOJIS = ("👍", "🎉")
 ADDED_ROLES = ("editor", "commenter", "viewer")
 PAGE = 3  # small, so reading the server's list pages with `after=`
 
-# What a device shows of a message. Not createdAt/deletedAt/attachments/reactions:
-# `message_deleted` carries only id and version, and nothing here reacts or uploads.
-VIEW_KEYS = ("id", "taskId", "userId", "message", "deleted", "version", "clientId", "previousId", "editedAt")
-
 SETTINGS = settings(
-    max_examples=40, stateful_step_count=40, deadline=None, derandomize=True, database=None,
+    max_examples=30, stateful_step_count=40, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
 def view(message: dict) -> dict:
-    return {key: message[key] for key in VIEW_KEYS}
+    """A message as a device keeps it: all of it but `reactions[].me`, which room
+    broadcasts leave out (a client computes it from `userIds`), and an ack's `duplicate`."""
+    kept = {key: value for key, value in message.items() if key != "duplicate"}
+    kept["reactions"] = [{k: v for k, v in r.items() if k != "me"} for r in message["reactions"]]
+    return kept
+
+
+def check_me(message: dict, viewer: int) -> None:
+    """Where `me` is given (acks, catch-ups, REST), it is the viewer's."""
+    for reaction in message["reactions"]:
+        assert reaction["me"] == (viewer in reaction["userIds"]), (viewer, message)
 
 
 def event_key(event: dict) -> tuple:
@@ -86,6 +108,7 @@ def event_key(event: dict) -> tuple:
         "new_message": lambda p: p["message"]["id"],
         "message_updated": lambda p: p["message"]["id"],
         "message_deleted": lambda p: p["messageId"],
+        "reaction_updated": lambda p: p["messageId"],
         "user_joined": lambda p: p["userId"],
         "user_left": lambda p: p["userId"],
         "member_changed": lambda p: (p["action"], p["member"]["userId"]),
@@ -130,6 +153,9 @@ class Stored:
     text: str
     version: int
     client_id: str
+    reply_to: int | None = None
+    mentions: list[int] = field(default_factory=list)
+    reactions: set[tuple[int, str]] = field(default_factory=set)  # (user id, emoji)
     deleted: bool = False
 
 
@@ -149,10 +175,15 @@ class ChatMachine(RuleBasedStateMachine):
         self.acked: dict[tuple[str, str], Stored] = {}  # (user, clientId) -> the message stored
         self.used_client_ids: dict[str, list[str]] = {name: [] for name in NAMES}
         self.version: dict[int, int] = {}  # task -> highest version seen
+        # task -> message id -> message: the copy kept only from catch-ups (_a_catch_up_copy_shows)
+        self.caught_up: dict[int, dict[int, dict]] = {}
+        self._catching_up: SocketIOTestClient | None = None  # its socket, while it catches up
         self._client_ids = itertools.count(1)
 
     def teardown(self) -> None:
         """Every socket closes, so the next example starts with nobody connected."""
+        if self._catching_up is not None:  # a check failed while it was connected
+            self._catching_up.disconnect(NS)
         for device in self._connected():
             device.sock.disconnect(NS)
 
@@ -265,24 +296,26 @@ class ChatMachine(RuleBasedStateMachine):
             for event in heard:
                 self._merge_event(device, event)
 
-    def _show(self, device: Device, task: int, item: dict) -> None:
-        """Merge by id, keeping the higher version; one version is one state."""
-        shown = device.shown.setdefault(task, {})
-        known = shown.get(item["id"])
+    @staticmethod
+    def _keep(copy: dict[int, dict], message: dict, who: str) -> None:
+        """The client's one merge rule (docs/realtime.md): by id, the higher version
+        wins. One version is one state: two copies of it must be equal."""
+        item = view(message)
+        known = copy.get(item["id"])
         if known is None or item["version"] > known["version"]:
-            shown[item["id"]] = item
+            copy[item["id"]] = item
         elif item["version"] == known["version"]:
-            assert item == known, (device.name, "same version, different state", known, item)
+            assert item == known, (who, "same version, different state", known, item)
+
+    def _show(self, device: Device, task: int, message: dict) -> None:
+        self._keep(device.shown.setdefault(task, {}), message, device.name)
 
     def _merge_event(self, device: Device, event: dict) -> None:
+        """Each of these events carries the message's whole new state (`message`)."""
         name, payload = event["name"], event["args"][0]
-        if name in ("new_message", "message_updated"):
-            self._show(device, payload["taskId"], view(payload["message"]))
-        elif name == "message_deleted":
-            task, message_id = payload["taskId"], payload["messageId"]
-            known = device.shown.get(task, {}).get(message_id) or dict.fromkeys(VIEW_KEYS)
-            self._show(device, task, {**known, "id": message_id, "taskId": task, "message": None, "deleted": True,
-                                      "version": payload["version"]})
+        if name in ("new_message", "message_updated", "message_deleted", "reaction_updated"):
+            assert payload["message"]["taskId"] == payload["taskId"], payload
+            self._show(device, payload["taskId"], payload["message"])
 
     def _connect(self, device: Device) -> None:
         device.sock = socketio.test_client(self.app, namespace=NS, auth={"token": self.users[device.user].token},
@@ -309,7 +342,8 @@ class ChatMachine(RuleBasedStateMachine):
         present = {self._uid(d.user) for d in self._room(task)}
         assert sorted(o["userId"] for o in data["online"]) == sorted(present), data["online"]
         for message in data["missed"] + data["updated"]:
-            self._show(device, task, view(message))
+            check_me(message, self._uid(user))
+            self._show(device, task, message)
         self._settle(self._to(others, ("user_joined", task, self._uid(user))) if announced else {})
 
     def _left(self, device: Device, task: int) -> dict[str, Counter]:
@@ -424,7 +458,10 @@ class ChatMachine(RuleBasedStateMachine):
         task = data.draw(st.sampled_from(self.tasks), label="task")
         text = data.draw(st.sampled_from(TEXTS), label="text")
         mentions = data.draw(st.lists(st.sampled_from(NAMES), max_size=2, unique=True), label="mentions")
-        body = {"message": text, "clientId": client_id, "mentions": [self._uid(m) for m in mentions]}
+        parents = [m.id for m in self.stored.values() if m.task == task]
+        reply_to = data.draw(st.none() | st.sampled_from(parents), label="replyTo") if parents else None
+        body = {"message": text, "clientId": client_id, "mentions": [self._uid(m) for m in mentions],
+                "replyTo": reply_to}
         if client_id not in self.used_client_ids[user]:
             self.used_client_ids[user].append(client_id)
         expect = self._send_outcome(user, task, client_id, mentions)
@@ -450,7 +487,8 @@ class ChatMachine(RuleBasedStateMachine):
             task, self._uid(user), text, client_id)
         assert message["previousId"] == max((s.id for s in self.stored.values() if s.task == task), default=None)
         self._check_change(task, message)
-        stored = Stored(message["id"], task, user, text, message["version"], client_id)
+        stored = Stored(message["id"], task, user, text, message["version"], client_id, reply_to,
+                        [self._uid(m) for m in mentions])
         self.stored[stored.id] = self.acked[(user, client_id)] = stored
         notified = [d for m in mentions if m != user for d in self._devices_of(m)]
         self._settle(self._merge(
@@ -520,8 +558,11 @@ class ChatMachine(RuleBasedStateMachine):
             return
         assert out.data["editedAt"] is not None
         self._check_change(task, out.data)
+        quote_changed = text[:REPLY_EXCERPT] != message.text[:REPLY_EXCERPT]
         message.text, message.version = text, out.data["version"]
-        self._settle(self._to(room, ("message_updated", task, message.id)))
+        replies = self._restamp_replies(message) if quote_changed else []
+        self._settle(self._to(room, ("message_updated", task, message.id),
+                              *[("message_updated", task, reply.id) for reply in replies]))
 
     @precondition(lambda self: self.stored)
     @rule(data=st.data())
@@ -549,7 +590,57 @@ class ChatMachine(RuleBasedStateMachine):
             return
         self._check_change(task, tombstone)
         message.deleted, message.version = True, tombstone["version"]
-        self._settle(self._to(room, ("message_deleted", task, message.id)))
+        message.mentions, message.reactions = [], set()
+        replies = self._restamp_replies(message)
+        self._settle(self._to(room, ("message_deleted", task, message.id),
+                              *[("message_updated", task, reply.id) for reply in replies]))
+
+    def _restamp_replies(self, parent: Stored) -> list[Stored]:
+        """What the parent's replies quote changed: each (tombstones too) has changed
+        with it, at the parent's new version, and the room hears it."""
+        replies = sorted((m for m in self.stored.values() if m.reply_to == parent.id), key=lambda m: m.id)
+        for reply in replies:
+            reply.version = parent.version
+        return replies
+
+    @precondition(lambda self: self.stored)
+    @rule(data=st.data())
+    def react(self, data):
+        """Add an emoji, or take one back (maybe one that is not there: nothing happens)."""
+        message, user, device = self._draw_message_and_actor(data, "author")
+        emoji = data.draw(st.sampled_from(EMOJIS), label="emoji")
+        key = (self._uid(user), emoji)
+        add = data.draw(st.booleans(), label="add") if key in message.reactions else True
+        if not add and data.draw(st.booleans(), label="one that is not there"):
+            key = (self._uid(user), "🙈")
+        task, role = message.task, self.members[message.task].get(user)
+        expect = self._refusal(message, user, device) or (
+            "forbidden" if role == "viewer"
+            else "message_deleted" if message.deleted
+            else "unchanged" if (key in message.reactions) == add
+            else "changed")
+        room = self._room(task)
+        if device:
+            out = self._emit(device, "add_reaction" if add else "remove_reaction",
+                             {"messageId": message.id, "emoji": key[1]})
+        elif add:
+            out = self._rest("POST", f"/api/tasks/{task}/messages/{message.id}/reactions", user, {"emoji": key[1]})
+        else:
+            out = self._rest("DELETE", f"/api/tasks/{task}/messages/{message.id}/reactions/{quote(key[1])}", user)
+
+        if expect not in ("changed", "unchanged"):
+            self._settle(self._refused(device, out, expect))
+            return
+        assert out.ok, out
+        check_me(out.data, self._uid(user))
+        if expect == "unchanged":
+            assert out.data["version"] == message.version, "a reaction that is there (or is not) changes nothing"
+            self._settle({})
+            return
+        self._check_change(task, out.data)
+        (message.reactions.add if add else message.reactions.discard)(key)
+        message.version = out.data["version"]
+        self._settle(self._to(room, ("reaction_updated", task, message.id)))
 
     # ---- invariants ---------------------------------------------------------------------------
     def _server_list(self, task: int) -> list[dict]:
@@ -567,11 +658,12 @@ class ChatMachine(RuleBasedStateMachine):
             after = page["items"][-1]["id"]
 
     @invariant()
-    def the_server_list_is_whole_and_every_device_in_the_room_shows_it(self):
+    def the_server_list_is_whole_and_every_copy_is_the_servers(self):
         for task in self.tasks:
             server = self._server_list(task)
             self._each_acked_message_is_stored_exactly_once(task, server)
             self._every_device_in_the_room_shows(task, server)
+            self._a_catch_up_copy_shows(task, server)
 
     def _each_acked_message_is_stored_exactly_once(self, task: int, server: list[dict]) -> None:
         ids = [m["id"] for m in server]
@@ -585,12 +677,59 @@ class ChatMachine(RuleBasedStateMachine):
             stored = acked[(m["userId"], m["clientId"])]
             assert (m["id"], m["deleted"], m["version"]) == (stored.id, stored.deleted, stored.version)
             assert m["message"] == (None if stored.deleted else stored.text)
+            assert (m["deletedAt"] is not None) == stored.deleted
+            assert (m["replyTo"], m["replyPreview"]) == (stored.reply_to, self._preview(stored.reply_to)), m
+            assert m["mentions"] == stored.mentions
+            assert {(user, r["emoji"]) for r in m["reactions"] for user in r["userIds"]} == stored.reactions
+            check_me(m, self._uid(self.owner[task]))
+
+    def _preview(self, parent_id: int | None) -> dict | None:
+        """What a reply quotes: the parent's author and current excerpt, or that it is gone."""
+        if parent_id is None:
+            return None
+        parent = self.stored[parent_id]
+        return {"messageId": parent.id, "userId": self._uid(parent.author), "userName": f"{parent.author} Prop",
+                "excerpt": None if parent.deleted else parent.text[:REPLY_EXCERPT], "deleted": parent.deleted}
 
     def _every_device_in_the_room_shows(self, task: int, server: list[dict]) -> None:
-        expected = [view(m) for m in server]
         for device in self._room(task):
-            shown = [item for _id, item in sorted(device.shown.get(task, {}).items())]
-            assert shown == expected, device.name
+            assert_same_list(device.shown.get(task, {}), server, device.name)
+
+    def _a_catch_up_copy_shows(self, task: int, server: list[dict]) -> None:
+        """A copy kept only from catch-ups: the task's owner connects, joins with the
+        newest id the copy holds, merges `missed` and `updated`, and goes again (the
+        room hears the owner come and go when no other socket of theirs is there)."""
+        owner, uid = self.owner[task], self._uid(self.owner[task])
+        copy = self.caught_up.setdefault(task, {})
+        announced = not self._present(owner, task)
+        room = self._room(task)
+        self._catching_up = sock = socketio.test_client(
+            self.app, namespace=NS, auth={"token": self.users[owner].token}, flask_test_client=self.client)
+        ack = sock.emit("join_task", {"taskId": task, "lastMessageId": max(copy, default=0)}, namespace=NS,
+                        callback=True)
+        self._settle(self._to(room, ("user_joined", task, uid)) if announced else {})
+        sock.disconnect(NS)
+        self._catching_up = None
+        self._settle(self._to(room, ("user_left", task, uid)) if announced else {})
+        assert ack["ok"], ack
+        assert not ack["data"]["hasMore"] and not ack["data"]["updatedHasMore"]
+        for message in ack["data"]["missed"] + ack["data"]["updated"]:
+            check_me(message, uid)
+            self._keep(copy, message, f"the catch-up copy of task {task}")
+        assert_same_list(copy, server, f"the catch-up copy of task {task}")
+
+
+def assert_same_list(copy: dict[int, dict], server: list[dict], who: str) -> None:
+    """The copy is the server's list, field by field; a failure names each difference."""
+    assert sorted(copy) == [m["id"] for m in server], (who, "ids", sorted(copy))
+    differences = []
+    for message in server:
+        held, wanted = copy[message["id"]], view(message)
+        differences += [
+            (message["id"], key, held.get(key, "<absent>"), wanted.get(key, "<absent>"))
+            for key in sorted(set(held) | set(wanted)) if held.get(key, "<absent>") != wanted.get(key, "<absent>")
+        ]
+    assert not differences, (who, "(id, field, the copy's, the server's)", differences)
 
 
 @pytest.fixture

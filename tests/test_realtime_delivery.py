@@ -401,20 +401,12 @@ class Replica:
         if held is None or message["version"] >= held["version"]:
             self.messages[message["id"]] = comparable(message)
 
-    def _patch(self, message_id: int, version: int, **fields) -> None:
-        held = self.messages.get(message_id)
-        if held is not None and version > held["version"]:
-            held.update(version=version, **fields)
-
     def apply(self, received: list[dict]) -> None:
         for event in received:
             name, payload = event["name"], event["args"][0]
-            if name in ("new_message", "message_updated"):
+            # Each carries the message's whole new state (docs/realtime.md).
+            if name in ("new_message", "message_updated", "message_deleted", "reaction_updated"):
                 self.put(payload["message"])
-            elif name == "message_deleted":
-                self._patch(payload["messageId"], payload["version"], message=None, deleted=True, reactions=[])
-            elif name == "reaction_updated":
-                self._patch(payload["messageId"], payload["version"], reactions=payload["reactions"])
 
     def apply_catch_up(self, data: dict) -> None:
         for message in data["missed"] + data["updated"]:

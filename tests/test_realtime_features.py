@@ -167,7 +167,9 @@ def test_the_author_deletes_and_the_room_gets_message_deleted(room, client, alic
     assert (tombstone["id"], tombstone["deleted"], tombstone["message"]) == (bobs["id"], True, None)
     assert (tombstone["attachments"], tombstone["reactions"], tombstone["mentions"]) == ([], [], [])
     assert tombstone["deletedAt"] is not None and tombstone["version"] > bobs["version"]
-    expected = {"taskId": task["id"], "messageId": bobs["id"], "version": tombstone["version"], "deletedBy": bob.id}
+    # The whole tombstone too (issue 10: a client reaches exactly the server's tombstone).
+    expected = {"taskId": task["id"], "messageId": bobs["id"], "version": tombstone["version"], "deletedBy": bob.id,
+                "message": tombstone}
     for name, peer in room.items():
         assert peer.received() == [{"name": "message_deleted", "args": [expected], "namespace": peer.ns}], name
     assert stored(client, alice, task["id"])[bobs["id"]] == tombstone
@@ -217,6 +219,8 @@ def test_a_reaction_is_announced_without_me_and_acked_with_me(room, carol, task,
         "userName": "Carol Outsider", "version": message["version"],
         "reactions": [{"emoji": "👍", "count": 1, "userIds": [carol.id]}],
     }
+    # And the whole message, as broadcasts show it: without `me`.
+    expected["message"] = {**message, "reactions": expected["reactions"]}
     for name, peer in room.items():
         assert peer.received() == [{"name": "reaction_updated", "args": [expected], "namespace": peer.ns}], name
 

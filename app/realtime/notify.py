@@ -195,16 +195,22 @@ def message_updated(message: ChatMessage) -> None:
 
 
 def message_deleted(message: ChatMessage) -> None:
+    """With the whole tombstone (`message`), as history shows it: a client keeps it
+    like any other copy, and reaches exactly the server's state (deletedAt, no
+    mentions, reactions or attachments) whatever it held before, or missed."""
     payload = {"taskId": message.task_id, "messageId": message.id, "version": message.version,
-               "deletedBy": message.deleted_by}
+               "deletedBy": message.deleted_by, "message": message_wire(message)}
     _emit("message_deleted", payload, task_room(message.task_id))
 
 
 def reaction_updated(message: ChatMessage, emoji: str, actor: Actor, action: str) -> None:
+    """With the whole message as well: `reactions` alone, applied to a copy that
+    missed an earlier change (an edit while the client was away, heard before its
+    catch-up arrives), would give that stale copy the new version."""
     payload = {
         "taskId": message.task_id, "messageId": message.id, "emoji": emoji, "action": action,
         "userId": actor.id, "userName": actor.name, "version": message.version,
-        "reactions": reaction_summary(message.reactions),
+        "reactions": reaction_summary(message.reactions), "message": message_wire(message),
     }
     _emit("reaction_updated", payload, task_room(message.task_id))
 

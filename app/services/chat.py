@@ -18,7 +18,7 @@ from ..errors import NO_SEND_PERMISSION, ClientIdReused, Forbidden, MessageDelet
 from ..extensions import db
 from ..models import Attachment, ChatMessage, MessageEdit, Reaction, TaskMember, utcnow
 from ..realtime import notify
-from . import activity, chat_fast, notifications
+from . import activity, chat_fast, notifications, replies
 from .access import require_member
 from .attachments import describe, file_paths, remove_files
 from .chat_fast import StoredMessage
@@ -190,7 +190,9 @@ def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None =
         db.session.add(MessageEdit(
             message_id=message.id, message=message.message, written_at=message.edited_at or message.created_at,
         ))
+        quoted_before = message.excerpt
         message.message, message.edited_at, message.version = text, utcnow(), seq
+        restamped = replies.restamp(message, seq, quoted_before)
         activity.record(
             user_id=actor.id, action="updated", entity_type="task_chat", entity_id=message.id,
             task_id=message.task_id, new_values={"message": text[:100]},
@@ -198,6 +200,7 @@ def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None =
         )
         db.session.commit()
         notify.message_updated(message)
+        replies.announce(restamped)
     return message
 
 
@@ -227,6 +230,7 @@ def delete_message(actor: Actor, message_id: int, task_id: int | None = None) ->
         db.session.execute(delete(Reaction).where(Reaction.message_id == message.id))
         message.message, message.attachments, message.mentions = "", [], []
         message.deleted_at, message.deleted_by, message.version = utcnow(), actor.id, seq
+        restamped = replies.restamp(message, seq, None)
         activity.forget_message_text(message.id)
         activity.record(
             user_id=actor.id, action="deleted", entity_type="task_chat", entity_id=message.id,
@@ -235,4 +239,5 @@ def delete_message(actor: Actor, message_id: int, task_id: int | None = None) ->
         db.session.commit()
         remove_files(paths)
         notify.message_deleted(message)
+        replies.announce(restamped)
     return message

@@ -76,12 +76,9 @@ class ChatView:
 
     def apply_events(self, received: list[tuple[str, Any]]) -> None:
         for event, data in received:
-            if event in ("new_message", "message_updated"):
+            # Each carries the message's whole new state (docs/realtime.md).
+            if event in ("new_message", "message_updated", "message_deleted", "reaction_updated"):
                 self.apply(data["message"])
-            elif event == "message_deleted":
-                current = self.messages.get(data["messageId"])
-                if current is not None and data["version"] > current["version"]:
-                    current.update(message=None, deleted=True, version=data["version"], reactions=[])
 
     @property
     def last_id(self) -> int:

@@ -47,8 +47,11 @@ class User(db.Model):
 
     @property
     def display_name(self) -> str:
+        """The name others see (presence, typing, reactions, notifications, replies, the
+        activity log). Never the email: those reach people who may share no task with
+        the user, and an account made by `flask create-user` may have no name at all."""
         name = f"{self.first_name} {self.last_name}".strip()
-        return name or self.email
+        return name or f"User {self.id}"
 
 
 class Task(db.Model):

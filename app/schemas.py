@@ -207,8 +207,32 @@ class TaskUpdateIn(InputSchema):
 
 
 class MemberAddIn(InputSchema):
-    user_id = Id(data_key="userId", required=True)
+    """Who to add, named by exactly one of `email` and `userId` (see services/directory.py)."""
+
+    class Meta(InputSchema.Meta):
+        description = (
+            "Exactly one of email and userId, and the role. An unknown email, an unknown id and the id of "
+            "someone who shares no task with you all get 404 not_found \"User not found\"."
+        )
+        # Enforced below, and documented as `oneOf` (app/api/exactly_one.py).
+        exactly_one_of = ("email", "userId")
+
+    email = Email(validate=validate.Length(max=254), metadata={
+        "description": "the account's email, compared as login compares it (case and surrounding spaces aside); "
+                       "exactly one of email and userId",
+    })
+    user_id = Id(data_key="userId", metadata={
+        "description": "the id of someone who already shares a task with you; exactly one of email and userId",
+    })
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+    @validates_schema
+    def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        keys = self.Meta.exactly_one_of
+        attribute = {field.data_key or name: name for name, field in self.fields.items()}
+        if sum(attribute[key] in data for key in keys) != 1:
+            # Under both names: either one is the way to fix it.
+            raise SchemaError(dict.fromkeys(keys, [f"Give exactly one of {' and '.join(keys)}."]))
 
 
 class MemberUpdateIn(InputSchema):
@@ -322,6 +346,12 @@ class NotificationsReadIn(InputSchema):
 
 
 # ---- output -----------------------------------------------------------------
+# Who sees an email: UserOut is the user's own account (register, login, /me), and
+# MemberUserOut is a member of a task, shown only to the members of that task (its
+# member list, the answers and `member_changed` events of its member routes; a
+# `removed` event reaches members who shared the task with them until that moment).
+# Every other user object (message authors, reply previews, notifications, presence)
+# has names and ids only.
 class UserOut(Schema):
     id = fields.Integer()
     email = fields.String()

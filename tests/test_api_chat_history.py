@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_error, emit, events, join
+from conftest import assert_error, emit, events, join, mentions_only, with_added_notices_read
 
 NS = "/tasks"
 PAGE_KEYS = {"items", "hasMore", "hasMoreBefore", "hasMoreAfter"}
@@ -51,9 +51,17 @@ def send_many(client, task: dict, users, count: int, prefix: str = "m") -> list[
 
 
 def notifications(client, user) -> dict:
+    """The mentions: see `add_member` below."""
     response = client.get("/api/notifications", headers=user.headers)
     assert response.status_code == 200, response.get_json()
-    return response.get_json()
+    return mentions_only(response.get_json())
+
+
+@pytest.fixture
+def add_member(add_member, client):
+    """conftest's, after which the added user has read the notice that they were added
+    (test_security_directory.py tests it): the notifications here are mentions."""
+    return with_added_notices_read(add_member, client)
 
 
 # ---- paging ------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_list_members_non_member_and_missing_task_get_the_same_403(client, task,
 def test_owner_adds_a_member_with_any_role(client, alice, carol, make_task, role):
     task = make_task(alice)
 
-    response = client.post(members_url(task), json={"userId": carol.id, "role": role}, headers=alice.headers)
+    response = client.post(members_url(task), json={"email": carol.email, "role": role}, headers=alice.headers)
 
     assert response.status_code == 201
     member = response.get_json()
@@ -74,11 +74,12 @@ def test_owner_adds_a_member_with_any_role(client, alice, carol, make_task, role
     assert client.get(f"/api/tasks/{task['id']}", headers=carol.headers).get_json()["role"] == role
 
 
-def test_add_accepts_a_user_id_sent_as_a_string(client, alice, carol, make_task):
-    task = make_task(alice)
-    response = client.post(members_url(task), json={"userId": str(carol.id), "role": "viewer"}, headers=alice.headers)
+def test_add_accepts_a_user_id_sent_as_a_string(client, task, alice, bob, make_task):
+    """Bob shares Alice's `task`, so his id finds him for her new one."""
+    fresh = make_task(alice)
+    response = client.post(members_url(fresh), json={"userId": str(bob.id), "role": "viewer"}, headers=alice.headers)
     assert response.status_code == 201
-    assert response.get_json()["userId"] == carol.id
+    assert response.get_json()["userId"] == bob.id
 
 
 @pytest.mark.parametrize("role", ["editor", "commenter", "viewer"])
@@ -121,11 +122,21 @@ def test_add_existing_member_is_409_and_keeps_the_role(client, task, alice, bob)
         ({"userId": "CAROL_ID", "role": "admin"}, "role"),
         ({"userId": "CAROL_ID"}, "role"),
         ({"userId": "CAROL_ID", "role": "Owner"}, "role"),
+        ({"userId": "CAROL_ID", "email": "CAROL_EMAIL", "role": "viewer"}, "email"),
+        ({"userId": "CAROL_ID", "email": "CAROL_EMAIL", "role": "viewer"}, "userId"),
+        ({"role": "viewer"}, "email"),
+        ({"email": "carol", "role": "viewer"}, "email"),
+        ({"email": "", "role": "viewer"}, "email"),
+        ({"email": None, "role": "viewer"}, "email"),
+        ({"email": 7, "role": "viewer"}, "email"),
+        ({"email": "c" * 250 + "@x.io", "role": "viewer"}, "email"),
+        ({"email": "CAROL_EMAIL", "role": "admin"}, "role"),
     ],
 )
 def test_add_invalid_body_is_422(client, alice, carol, make_task, body, field):
     task = make_task(alice)
-    body = {k: (carol.id if v == "CAROL_ID" else v) for k, v in body.items()}
+    body = {k: {"CAROL_ID": carol.id, "CAROL_EMAIL": carol.email}.get(v, v) if isinstance(v, str) else v
+            for k, v in body.items()}
 
     error = assert_error(client.post(members_url(task), json=body, headers=alice.headers), 422, "validation_error")
 
@@ -133,10 +144,21 @@ def test_add_invalid_body_is_422(client, alice, carol, make_task, body, field):
     assert carol.id not in roles(client, task, alice)
 
 
+def test_the_api_document_asks_for_exactly_one_of_email_and_user_id(client):
+    """As the server refuses a body with both or neither (above), so does the document."""
+    schema = client.get("/api/openapi.json").get_json()["components"]["schemas"]["MemberAddIn"]
+
+    assert set(schema["properties"]) == {"email", "userId", "role"}
+    assert schema["required"] == ["role"]
+    assert schema["oneOf"] == [{"required": ["email"]}, {"required": ["userId"]}]
+    email = schema["properties"]["email"]
+    assert (email["type"], email["format"], email["maxLength"]) == ("string", "email", 254)
+
+
 def test_add_broadcasts_member_changed_added(client, socket, task, alice, bob, carol):
     sock = joined_socket(socket, bob, task["id"])
 
-    client.post(members_url(task), json={"userId": carol.id, "role": "commenter"}, headers=alice.headers)
+    client.post(members_url(task), json={"email": carol.email, "role": "commenter"}, headers=alice.headers)
 
     [change] = events(sock, "member_changed")
     assert change["taskId"] == task["id"]
@@ -355,7 +377,7 @@ def test_role_permissions_are_enforced(client, alice, bob, carol, make_task, add
     read = client.get(f"{base}/messages", headers=bob.headers)
     comment = client.post(f"{base}/messages", json={"message": "hi"}, headers=bob.headers)
     edit = client.patch(base, json={"title": "edited"}, headers=bob.headers)
-    manage = client.post(f"{base}/members", json={"userId": carol.id, "role": "viewer"}, headers=bob.headers)
+    manage = client.post(f"{base}/members", json={"email": carol.email, "role": "viewer"}, headers=bob.headers)
 
     assert read.status_code == 200
     assert comment.status_code == (201 if may_comment else 403)

@@ -270,7 +270,7 @@ def rest_targets(w) -> list[tuple[str, str, str, list[str]]]:
         ("logout", "post", "/api/auth/logout", ["refreshToken"]),
         ("create task", "post", "/api/tasks", ["title", "description", "status"]),
         ("update task", "patch", f"/api/tasks/{T}", ["title", "description", "status"]),
-        ("add member", "post", f"/api/tasks/{T}/members", ["userId", "role"]),
+        ("add member", "post", f"/api/tasks/{T}/members", ["email", "userId", "role"]),
         ("update member", "patch", f"/api/tasks/{T}/members/{w['carol'].id}", ["role"]),
         ("send message", "post", f"/api/tasks/{T}/messages",
          ["message", "clientId", "replyTo", "attachments", "mentions"]),

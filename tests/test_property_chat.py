@@ -354,12 +354,16 @@ class ChatMachine(RuleBasedStateMachine):
         return self._to(self._room(task), ("user_left", task, self._uid(device.user)))
 
     def _add(self, task: int, user: str, role: str) -> None:
+        """By email; the added user's devices hear it in their own room (`task_notification`)."""
         room = self._room(task)
         out = self._rest("POST", f"/api/tasks/{task}/members", self.owner[task],
-                         {"userId": self._uid(user), "role": role})
+                         {"email": self.users[user].email, "role": role})
         assert out.ok, out
         self.members[task][user] = role
-        self._settle(self._to(room, ("member_changed", task, ("added", self._uid(user)))))
+        self._settle(self._merge(
+            self._to(room, ("member_changed", task, ("added", self._uid(user)))),
+            self._to(self._devices_of(user), ("task_notification", task, None)),
+        ))
 
     def _check_change(self, task: int, message: dict) -> None:
         """Each change gets a version above every earlier one of its task."""

@@ -112,7 +112,7 @@ def test_task_updated_stays_in_its_room(room, connect, client, alice, make_task,
 
 # ---- member_changed: added, updated --------------------------------------------------------
 def test_adding_a_member_sends_member_changed(room, client, alice, carol, task):
-    response = client.post(f"/api/tasks/{task['id']}/members", json={"userId": carol.id, "role": "commenter"},
+    response = client.post(f"/api/tasks/{task['id']}/members", json={"email": carol.email, "role": "commenter"},
                            headers=alice.headers)
     assert response.status_code == 201
     member = response.get_json()

@@ -17,7 +17,7 @@ import io
 
 import pytest
 
-from conftest import emit, events, join
+from conftest import emit, events, join, mentions_only, with_added_notices_read
 from test_security_input import NO_LIMITS, snapshot
 
 
@@ -31,6 +31,13 @@ def upload(client, task_id: int, user, name: str = "notes.txt") -> dict:
                            headers=user.headers, content_type="multipart/form-data")
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+@pytest.fixture
+def add_member(add_member, client):
+    """conftest's, after which the added user has read the notice that they were added
+    (test_security_directory.py tests it): the notifications here are mentions."""
+    return with_added_notices_read(add_member, client)
 
 
 @pytest.fixture
@@ -130,7 +137,7 @@ def test_a_removed_member_no_longer_sees_the_tasks_notifications(scene, client, 
     """A mention notification names the task, the message and who wrote it: once Bob is out
     of the task he no longer sees it, nor counts it, nor marks it. Re-added, it is back."""
     T = scene["T"]
-    [notification] = client.get("/api/notifications", headers=bob.headers).get_json()["items"]
+    [notification] = mentions_only(client.get("/api/notifications", headers=bob.headers).get_json())["items"]
     assert notification["taskId"] == T
 
     client.delete(f"/api/tasks/{T}/members/{bob.id}", headers=alice.headers)
@@ -143,7 +150,7 @@ def test_a_removed_member_no_longer_sees_the_tasks_notifications(scene, client, 
 
     add_member(alice, task, bob, "editor")
     back = client.get("/api/notifications", headers=bob.headers).get_json()
-    assert [n["id"] for n in back["items"]] == [notification["id"]] and back["unreadCount"] == 1
+    assert [n["id"] for n in mentions_only(back)["items"]] == [notification["id"]] and back["unreadCount"] == 1
 
 
 def test_an_outsider_who_knows_every_id_gets_nothing_at_either_door(scene, socket, client, register):

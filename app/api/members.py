@@ -24,7 +24,12 @@ def list_members(task_id):
 @blp.arguments(MemberAddIn)
 @blp.response(201, MemberOut)
 def add_member(data, task_id):
-    """Owners only; the room gets `member_changed` {action: 'added'}."""
+    """Add a member (owners only)
+
+    Name the user by `email`, or by `userId` if they already share a task with you;
+    anyone else, like nobody, is 404 `not_found` "User not found". The room gets
+    `member_changed` {action: 'added'}; the added user gets `task_notification`
+    {type: 'added_to_task'} in their own room, and the notification is stored."""
     return members.add_member(acting(), task_id, **data)
 
 

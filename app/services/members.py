@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from ..auth import Actor
 from ..errors import NO_TASK_ACCESS, Conflict, Forbidden, NotFound
 from ..extensions import db
-from ..models import ActivityLog, ChatMessage, TaskMember, User
+from ..models import ActivityLog, ChatMessage, TaskMember
 from ..realtime import notify
-from . import activity
+from . import activity, directory, notifications
 from .access import membership, require_member, require_permission
 from .ordering import lock_for_members
 
@@ -79,26 +79,30 @@ def _changeable(actor: Actor, task_id: int, user_id: int, *, ends_ownership: boo
     return target
 
 
-def add_member(actor: Actor, task_id: int, *, user_id: int, role: str) -> TaskMember:
+def add_member(
+    actor: Actor, task_id: int, *, role: str, email: str | None = None, user_id: int | None = None
+) -> TaskMember:
+    """The owner adds someone they name by email, or by the id of someone they share a
+    task with (see directory.py); the added user is told at once, in their notifications."""
     lock_for_members(task_id)
     require_permission(task_id, actor.id, "can_manage_members", _MANAGE)
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("User not found")
+    user = directory.find_invitee(actor, email=email, user_id=user_id)
     # A new member starts with the chat read: its history is there to scroll, not a backlog.
     last_id = db.session.scalar(select(func.max(ChatMessage.id)).where(ChatMessage.task_id == task_id)) or 0
-    member = TaskMember(task_id=task_id, user_id=user_id, role=role, last_read_id=last_id)
+    member = TaskMember(task_id=task_id, user_id=user.id, role=role, last_read_id=last_id)
     db.session.add(member)
     activity.record(
-        user_id=actor.id, action="member_added", entity_type="task_member", entity_id=user_id, task_id=task_id,
-        new_values={"userId": user_id, "role": role}, description=f"Added {user.display_name} as {role}",
+        user_id=actor.id, action="member_added", entity_type="task_member", entity_id=user.id, task_id=task_id,
+        new_values={"userId": user.id, "role": role}, description=f"Added {user.display_name} as {role}",
     )
+    told = notifications.record_added(actor, member)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise Conflict("This user is already a member of the task") from None
     notify.member_changed(task_id, "added", member)
+    notify.notification_created(told)
     return member
 
 

@@ -1,4 +1,5 @@
-"""Stored notifications: today, mentions. Unread ones are listed first."""
+"""Stored notifications: a mention (`mention`), being added to a task (`added_to_task`).
+Unread ones are listed first."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +19,15 @@ def record_mentions(actor: Actor, message: ChatMessage) -> list[Notification]:
         for user_id in message.mentions if user_id != actor.id
     ]
     db.session.add_all(made)
+    return made
+
+
+def record_added(actor: Actor, member: TaskMember) -> Notification:
+    """The added user's notification, in the adder's transaction: nobody is put in a
+    task without hearing of it."""
+    made = Notification(user_id=member.user_id, type="added_to_task", task_id=member.task_id,
+                        from_user_id=actor.id)
+    db.session.add(made)
     return made
 
 

@@ -254,8 +254,9 @@ class Api:
         return task
 
     def add_member(self, owner: User, task_id: int, user: User, role: str = "commenter") -> dict:
+        """By email: an id finds only someone who already shares a task with the owner."""
         return self.request(
-            "POST", f"/api/tasks/{task_id}/members", owner, expect=201, json={"userId": user.id, "role": role}
+            "POST", f"/api/tasks/{task_id}/members", owner, expect=201, json={"email": user.email, "role": role}
         )
 
     def messages(self, user: User, task_id: int) -> list[dict]:

@@ -64,7 +64,7 @@ class NoSessions(SessionInterface):
 
 
 def register_extensions(app: Flask) -> None:
-    from .api.exactly_one import ExactlyOneOf
+    from .api.openapi import init_document
     from .auth import register_jwt_callbacks
     from .schemas import ErrorOut
     from .socketwire import FastJSON, TextPacket
@@ -76,7 +76,7 @@ def register_extensions(app: Flask) -> None:
     origins = app.config["CORS_ORIGINS"]
     ext.cors.init_app(app, resources={r"/api/*": {"origins": origins}, r"/health": {"origins": origins}})
     ext.api.ERROR_SCHEMA = ErrorOut  # document the error shape the handlers really send
-    ext.api.init_app(app, spec_kwargs={"extra_plugins": [ExactlyOneOf()]})
+    init_document(ext.api, app)
     ext.socketio.init_app(
         app,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE"),

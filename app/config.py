@@ -271,17 +271,14 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
-        "API_SPEC_OPTIONS": {
-            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
-            "security": [{"bearerAuth": []}],
-        },
+        # Which token each operation takes is said per operation (app/api/openapi.py).
     }
 
 
 # ---- the settings as they may be logged ----------------------------------------------
 # Documentation-only keys, left out of the log line.
 _NOT_LOGGED = frozenset({
-    "API_TITLE", "API_VERSION", "OPENAPI_VERSION", "OPENAPI_URL_PREFIX", "OPENAPI_JSON_PATH", "API_SPEC_OPTIONS",
+    "API_TITLE", "API_VERSION", "OPENAPI_VERSION", "OPENAPI_URL_PREFIX", "OPENAPI_JSON_PATH",
 })
 # Names whose values are secrets: shown as "***" (so the log says they are set), never their value.
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD(?!_HASH)|PASSWD|CREDENTIAL|PRIVATE|_KEY$|^KEY$")

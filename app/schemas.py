@@ -24,6 +24,18 @@ MAX_MENTIONS = 50
 MAX_CLIENT_ID_LENGTH = 64
 MAX_EMOJI_LENGTH = 32
 MAX_TOKEN_LENGTH = 4096
+MAX_NOTIFICATION_IDS = 500
+
+# 1 to 2**31-1 in decimal, no leading zero: the URL converter's regex (app/api/__init__.py) and
+# the document's string form of an id. [0-9], not \d: a JSON Schema reader may take \d for
+# any Unicode digit (Python's re does), and Id takes ASCII digits only.
+ID_DIGITS = (
+    r"(?:[1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}|2147[0-3][0-9]{5}"
+    r"|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])"
+)
+# What str.strip() removes (str.isspace), spelled out for the document's patterns: JSON Schema's
+# `\s` (ECMA-262) is another set (it lacks U+001C..U+001F and U+0085, and has U+FEFF).
+_SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 class Id(fields.Field):
@@ -34,8 +46,18 @@ class Id(fields.Field):
     default_error_messages = {"invalid": "Must be a positive integer id."}
 
     def __init__(self, *, minimum: int = 1, **kwargs: Any):
+        assert minimum in (0, 1), "the documented string form knows only 0 and 1 as minimum"
         self.minimum = minimum
         super().__init__(**kwargs)
+
+    def openapi(self) -> dict[str, Any]:
+        """The document's word for it: either form, each with the same bounds."""
+        digits = f"^0*{ID_DIGITS}$" if self.minimum else f"^0*{ID_DIGITS}?$"
+        return {"anyOf": [
+            {"type": "integer", "minimum": self.minimum, "maximum": MAX_DB_INT},
+            {"type": "string", "pattern": digits, "minLength": 1, "maxLength": 19,
+             "description": "the same id as a string of ASCII digits"},
+        ]}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
@@ -70,8 +92,22 @@ class Text(fields.String):
     """A string, trimmed, then checked for length."""
 
     def __init__(self, *, max_length: int, allow_blank: bool = False, **kwargs: Any):
+        assert max_length >= 2
         self.max_length, self.allow_blank = max_length, allow_blank
         super().__init__(**kwargs)
+
+    def openapi(self) -> dict[str, Any]:
+        """The trimmed text's rules as one pattern: blanks around, then (unless blank text is
+        allowed) 1 to max_length characters that start and end with a non-blank; no NUL.
+        maxLength would be wrong: the blanks around do not count."""
+        text = f"[^{_SPACE}\\u0000](?:[^\\u0000]{{0,{self.max_length - 2}}}[^{_SPACE}\\u0000])?"
+        if self.allow_blank:
+            text = f"(?:{text})?"
+        blank = "may be blank" if self.allow_blank else "not blank"
+        return {
+            "pattern": f"^[{_SPACE}]*{text}[{_SPACE}]*$",
+            "description": f"trimmed, then {blank} and at most {self.max_length} characters; no NUL character",
+        }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
@@ -109,6 +145,14 @@ class Token(fields.String):
         self.max_length = max_length
         super().__init__(**kwargs)
 
+    def openapi(self) -> dict[str, Any]:
+        """Not blank (one non-blank character at least), no control character."""
+        control = r"\u0000-\u001f\u007f"
+        return {
+            "pattern": f"^[^{control}]*[^{_SPACE}{control}][^{control}]*$",
+            "minLength": 1, "maxLength": self.max_length,
+        }
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not text.strip():
@@ -119,6 +163,15 @@ class Token(fields.String):
             raise SchemaError("Must not contain control characters.")
         _refuse_surrogates(text)
         return text
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false as JSON has them; marshmallow's Boolean also takes 1, "yes", "on"..."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class UtcDateTime(fields.DateTime):
@@ -133,6 +186,9 @@ class InputSchema(Schema):
 
     # The message a socket client sees when this payload is refused.
     error_message = "Invalid request data"
+    # Rules across fields, as the OpenAPI document states them (app/api/openapi.py adds them
+    # to the schema's component); the schema's own validator enforces them.
+    openapi_rules: dict[str, Any] = {}
 
     class Meta:
         unknown = EXCLUDE
@@ -200,10 +256,30 @@ class TaskCreateIn(InputSchema):
     status = fields.String(validate=validate.OneOf(TASK_STATUSES), load_default="todo")
 
 
+def _at_least_one_of(*names: str) -> dict[str, Any]:
+    return {"anyOf": [{"required": [name]} for name in names]}
+
+
 class TaskUpdateIn(InputSchema):
+    """At least one field: a body that changes nothing is a mistake, not a no-op."""
+
     title = Text(max_length=200)
     description = Text(max_length=10000, allow_blank=True)
     status = fields.String(validate=validate.OneOf(TASK_STATUSES))
+
+    openapi_rules = _at_least_one_of("title", "description", "status")
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise SchemaError("Send at least one of title, description and status.", "_schema")
+
+
+def refers_to(what: str) -> dict[str, Any]:
+    """Field metadata for the document: a well-formed value must also name `what`, which only
+    the database can tell; the server answers 422 validation_error (404 for a member's user)
+    naming the field when it does not."""
+    return {"x-refers-to": what}
 
 
 class MemberAddIn(InputSchema):
@@ -214,17 +290,19 @@ class MemberAddIn(InputSchema):
             "Exactly one of email and userId, and the role. An unknown email, an unknown id and the id of "
             "someone who shares no task with you all get 404 not_found \"User not found\"."
         )
-        # Enforced below, and documented as `oneOf` (app/api/exactly_one.py).
-        exactly_one_of = ("email", "userId")
+        exactly_one_of = ("email", "userId")  # enforced below
 
     email = Email(validate=validate.Length(max=254), metadata={
         "description": "the account's email, compared as login compares it (case and surrounding spaces aside); "
                        "exactly one of email and userId",
     })
     user_id = Id(data_key="userId", metadata={
+        **refers_to("a user who shares a task with you"),
         "description": "the id of someone who already shares a task with you; exactly one of email and userId",
     })
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+    openapi_rules = {"oneOf": [{"required": ["email"]}, {"required": ["userId"]}]}
 
     @validates_schema
     def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -247,7 +325,10 @@ class RefreshTokenIn(InputSchema):
 
 class LogoutIn(InputSchema):
     error_message = "Invalid logout request"
-    refresh_token = fields.String(data_key="refreshToken", validate=validate.Length(min=1, max=MAX_TOKEN_LENGTH))
+    refresh_token = fields.String(
+        data_key="refreshToken", validate=validate.Length(min=1, max=MAX_TOKEN_LENGTH),
+        metadata=refers_to("the refresh token of the same user"),
+    )
 
 
 class TaskRef(InputSchema):
@@ -263,10 +344,16 @@ class MessageBodyIn(InputSchema):
     error_message = "Task ID and message are required"
     message = Text(required=True, max_length=MAX_MESSAGE_LENGTH)
     # Ids of files uploaded to the task by the sender (POST /api/tasks/<id>/attachments).
-    attachments = BoundedList(Id(), max_length=MAX_ATTACHMENTS, load_default=list)
-    reply_to = Id(data_key="replyTo", allow_none=True, load_default=None)
+    # null reads as [] (see _null_lists), hence allow_none: the document says null is fine.
+    attachments = BoundedList(
+        Id(), max_length=MAX_ATTACHMENTS, allow_none=True, load_default=list,
+        metadata=refers_to("files the sender uploaded to this task that no message has taken yet"),
+    )
+    reply_to = Id(data_key="replyTo", allow_none=True, load_default=None, metadata=refers_to("a message of this task"))
     client_id = Token(data_key="clientId", max_length=MAX_CLIENT_ID_LENGTH, allow_none=True, load_default=None)
-    mentions = BoundedList(Id(), max_length=MAX_MENTIONS, load_default=list)
+    mentions = BoundedList(
+        Id(), max_length=MAX_MENTIONS, allow_none=True, load_default=list, metadata=refers_to("members of this task"),
+    )
 
     @pre_load
     def _null_lists(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -314,7 +401,7 @@ class ReactionIn(ReactionBodyIn, MessageRef):
 
 class MarkReadBodyIn(InputSchema):
     error_message = "Task ID and message ID are required"
-    message_id = Id(data_key="messageId", required=True)
+    message_id = Id(data_key="messageId", required=True, metadata=refers_to("a message of this task"))
 
 
 class MarkReadIn(MarkReadBodyIn):
@@ -341,8 +428,18 @@ class NotificationArgs(InputSchema):
 
 
 class NotificationsReadIn(InputSchema):
-    # Absent: mark every notification read.
-    ids = BoundedList(Id(), max_length=500, load_default=None)
+    """`{"ids": [...]}` marks those, `{"all": true}` every one; never both, never neither. An
+    empty body used to mean "all", so a client that sent one by mistake lost every unread mark."""
+
+    ids = BoundedList(Id(), max_length=MAX_NOTIFICATION_IDS)
+    all_ = JsonBoolean(data_key="all", validate=validate.OneOf([True], error="Must be true; or send ids."))
+
+    openapi_rules = {"oneOf": [{"required": ["ids"]}, {"required": ["all"]}]}
+
+    @validates_schema
+    def _ids_or_all(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("ids" in data) == ("all_" in data):
+            raise SchemaError("Send either ids or all: true.", "_schema")
 
 
 # ---- output -----------------------------------------------------------------
@@ -618,6 +715,13 @@ class ErrorBody(Schema):
     code = fields.String(metadata={"description": "stable, machine-readable"})
     message = fields.String()
     details = fields.Raw(metadata={"description": "field errors, for validation_error"})
+    retry_after = fields.Integer(
+        data_key="retryAfter", metadata={"description": "rate_limited (429): whole seconds to wait, at least 1, "
+                                         "as in the Retry-After header"},
+    )
+    retryable = fields.Boolean(
+        metadata={"description": "unavailable (503): always true; nothing was stored, send the request again"},
+    )
 
 
 class ErrorOut(Schema):

@@ -455,17 +455,30 @@ def test_reading_again_updates_nothing(client, task, alice, bob):
     ok(read_notifications(client, bob, ids=[item["id"]]))
 
     assert ok(read_notifications(client, bob, ids=[item["id"]])) == {"updated": 0, "unreadCount": 0}
-    assert ok(read_notifications(client, bob)) == {"updated": 0, "unreadCount": 0}
+    assert ok(read_notifications(client, bob, all=True)) == {"updated": 0, "unreadCount": 0}
 
 
-def test_read_without_ids_marks_all(client, task, alice, bob, carol, add_member):
+def test_all_true_marks_all(client, task, alice, bob, carol, add_member):
     add_member(alice, task, carol, "commenter")
     for i in range(3):
         mention(client, task, alice, bob, carol, text=f"n{i}")
 
-    assert ok(read_notifications(client, bob)) == {"updated": 3, "unreadCount": 0}
+    assert ok(read_notifications(client, bob, all=True)) == {"updated": 3, "unreadCount": 0}
     assert all(n["read"] for n in notifications(client, bob)["items"])
     assert notifications(client, carol)["unreadCount"] == 3, "Carol's stay unread"
+
+
+@pytest.mark.parametrize("body", [{}, {"ids": None}, {"all": False}, {"all": "true"}, {"all": 1},
+                                  {"ids": [], "all": True}, {"unknown": 1}])
+def test_a_read_that_says_neither_ids_nor_all_true_is_refused_and_marks_nothing(client, task, alice, bob, body):
+    """An empty body once marked every notification read."""
+    for i in range(2):
+        mention(client, task, alice, bob, text=f"n{i}")
+
+    error = assert_error(read_notifications(client, bob, **body), 422, "validation_error")
+
+    assert error["details"]
+    assert notifications(client, bob)["unreadCount"] == 2
 
 
 def test_other_users_ids_are_ignored(client, task, alice, bob, carol, add_member):

@@ -211,6 +211,19 @@ def test_patch_validation_is_422(client, task, alice, body, field):
     assert client.get(f"/api/tasks/{task['id']}", headers=alice.headers).get_json()["status"] == "todo"
 
 
+@pytest.mark.parametrize("body", [{}, {"unknown": "x"}])
+def test_patch_that_changes_no_field_is_422_and_logs_nothing(client, task, alice, body):
+    """The document requires a body with a field; the server took `{}` as a no-op."""
+    activity = client.get(f"/api/tasks/{task['id']}/activity", headers=alice.headers).get_json()["items"]
+
+    error = assert_error(
+        client.patch(f"/api/tasks/{task['id']}", json=body, headers=alice.headers), 422, "validation_error"
+    )
+
+    assert "_schema" in error["details"]
+    assert client.get(f"/api/tasks/{task['id']}/activity", headers=alice.headers).get_json()["items"] == activity
+
+
 def test_patch_can_clear_the_description(client, alice, make_task):
     task = make_task(alice, description="Something")
     response = client.patch(f"/api/tasks/{task['id']}", json={"description": ""}, headers=alice.headers)

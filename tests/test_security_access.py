@@ -146,7 +146,7 @@ def test_a_removed_member_no_longer_sees_the_tasks_notifications(scene, client, 
     assert page["items"] == [] and page["unreadCount"] == 0
     marked = client.post("/api/notifications/read", json={"ids": [notification["id"]]}, headers=bob.headers)
     assert marked.get_json() == {"updated": 0, "unreadCount": 0}
-    assert client.post("/api/notifications/read", json={}, headers=bob.headers).get_json()["updated"] == 0
+    assert client.post("/api/notifications/read", json={"all": True}, headers=bob.headers).get_json()["updated"] == 0
 
     add_member(alice, task, bob, "editor")
     back = client.get("/api/notifications", headers=bob.headers).get_json()

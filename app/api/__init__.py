@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter, PathConverter
 
 from ..auth import Actor
 from ..extensions import api
-from ..schemas import MAX_DB_INT
+from ..schemas import ID_DIGITS, MAX_DB_INT
 
 
 class JsonBodyParser(FlaskParser):
@@ -42,10 +42,7 @@ class IdConverter(IntegerConverter):
     out-of-range id answered PATCH/DELETE with 405 instead of 404; a URL this regex
     refuses matches no rule at all, whatever the method."""
 
-    regex = (
-        r"(?:[1-9]\d{0,8}|1\d{9}|20\d{8}|21[0-3]\d{7}|214[0-6]\d{6}|2147[0-3]\d{5}"
-        r"|21474[0-7]\d{4}|214748[0-2]\d{3}|2147483[0-5]\d{2}|21474836[0-3]\d|214748364[0-7])"
-    )
+    regex = ID_DIGITS
 
     def __init__(self, map, *args, **kwargs):  # noqa: A002 (werkzeug's name)
         super().__init__(map, min=1, max=MAX_DB_INT)
@@ -65,7 +62,7 @@ class RestOfPathConverter(PathConverter):
 
 
 def acting() -> Actor:
-    """The user behind the request's access token (after `jwt_required`). They
+    """The user behind the request's access token (after `token_required`). They
     are also the viewer whose `reactions[].me` the answer shows."""
     g.viewer_id = current_user.id
     return Actor.of(current_user)

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from flask import current_app, request, send_file
-from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from ..schemas import AttachmentOut
 from ..services import attachments
 from . import acting
+from .openapi import token_required
 
 blp = Blueprint("attachments", __name__, url_prefix="/api/tasks/<id:task_id>/attachments", description="Attachments")
 
@@ -15,8 +15,27 @@ blp = Blueprint("attachments", __name__, url_prefix="/api/tasks/<id:task_id>/att
 _MULTIPART_OVERHEAD = 64 * 1024
 
 
+# The file is read from request.files, not through a schema: documented by hand.
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {
+            "type": "string", "format": "binary", "minLength": 1,
+            "description": "Not empty, at most ATTACHMENT_MAX_BYTES (10 MiB by default); its type is read "
+                           "from the file name's extension and must be one of ATTACHMENT_TYPES, else 415.",
+        }},
+    }}},
+}
+_DOWNLOAD_ANSWER = {"200": {
+    "description": "The file, as an attachment, with the type it was stored with",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+}}
+
+
 @blp.post("")
-@jwt_required()
+@token_required()
+@blp.doc(requestBody=_UPLOAD_BODY)
 @blp.response(201, AttachmentOut)
 def upload(task_id):
     """Multipart, the file in field `file`; members who may comment. Send the
@@ -27,7 +46,8 @@ def upload(task_id):
 
 
 @blp.get("/<id:attachment_id>")
-@jwt_required()
+@token_required()
+@blp.doc(responses=_DOWNLOAD_ANSWER)
 def download(task_id, attachment_id):
     """Authorized by the requester's own token; a non-member gets 404."""
     found = attachments.download(acting(), task_id, attachment_id)

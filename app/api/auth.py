@@ -4,13 +4,14 @@ from __future__ import annotations
 import hashlib
 
 from flask import current_app, request
-from flask_jwt_extended import current_user, get_jwt, jwt_required
+from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
 from ..auth import Actor, issue_access_token, issue_tokens
 from ..extensions import limiter
 from ..schemas import AccessTokenOut, AuthOut, LoginIn, LogoutIn, RegisterIn, UserOut
 from ..services import accounts, tokens
+from .openapi import token_required
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
 
@@ -68,7 +69,7 @@ def login(data):
 
 
 @blp.post("/refresh")
-@jwt_required(refresh=True)
+@token_required(refresh=True)
 @blp.response(200, AccessTokenOut)
 def refresh():
     """Send the refresh token as the Bearer token; get a new access token."""
@@ -76,7 +77,7 @@ def refresh():
 
 
 @blp.post("/logout")
-@jwt_required()
+@token_required()
 @blp.arguments(LogoutIn, required=False)
 @blp.response(204)
 def logout(data):
@@ -86,7 +87,7 @@ def logout(data):
 
 
 @blp.get("/me")
-@jwt_required()
+@token_required()
 @blp.response(200, UserOut)
 def me():
     return current_user

@@ -1,26 +1,26 @@
 """Task members and their roles."""
 from __future__ import annotations
 
-from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from ..schemas import MemberAddIn, MemberOut, MemberUpdateIn, page_of
 from ..services import members
 from ..services.paging import Page
 from . import acting
+from .openapi import token_required
 
 blp = Blueprint("members", __name__, url_prefix="/api/tasks/<id:task_id>/members", description="Task members")
 
 
 @blp.get("")
-@jwt_required()
+@token_required()
 @blp.response(200, page_of(MemberOut))
 def list_members(task_id):
     return Page(items=members.list_members(acting(), task_id), has_more=False)
 
 
 @blp.post("")
-@jwt_required()
+@token_required()
 @blp.arguments(MemberAddIn)
 @blp.response(201, MemberOut)
 def add_member(data, task_id):
@@ -34,7 +34,7 @@ def add_member(data, task_id):
 
 
 @blp.patch("/<id:user_id>")
-@jwt_required()
+@token_required()
 @blp.arguments(MemberUpdateIn)
 @blp.response(200, MemberOut)
 def update_member(data, task_id, user_id):
@@ -43,7 +43,7 @@ def update_member(data, task_id, user_id):
 
 
 @blp.delete("/<id:user_id>")
-@jwt_required()
+@token_required()
 @blp.response(204)
 def remove_member(task_id, user_id):
     """Owners remove anyone, members remove themselves; the room gets `member_changed` {action: 'removed'}."""

@@ -2,31 +2,32 @@
 broadcasts as the socket events."""
 from __future__ import annotations
 
-from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from ..schemas import (
-    MAX_EMOJI_LENGTH, ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut,
+    ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut,
     MessageOut, MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, load, page_of,
 )
 from ..services import activity, chat, history, reactions, reads
 from . import acting
+from .openapi import token_required
 
 blp = Blueprint("messages", __name__, url_prefix="/api/tasks/<id:task_id>", description="Task chat and activity")
 
 
 @blp.get("/messages")
-@jwt_required()
+@token_required()
 @blp.arguments(HistoryArgs, location="query")
 @blp.response(200, MessagePageOut)
 def list_messages(args, task_id):
-    """No cursor or `before`: newest first. `after`: oldest first. `around`: a
-    message and its neighbours, oldest first. Deleted messages are tombstones."""
+    """At most one of `before`, `after` and `around` (422 otherwise). No cursor or `before`:
+    newest first. `after`: oldest first. `around`: a message and its neighbours, oldest
+    first. Deleted messages are tombstones."""
     return history.history(acting(), task_id, **args)
 
 
 @blp.post("/messages")
-@jwt_required()
+@token_required()
 @blp.arguments(MessageBodyIn)
 @blp.response(201, SentMessageOut)
 @blp.alt_response(200, schema=SentMessageOut, description="A retry: the message stored first, `duplicate: true`")
@@ -37,7 +38,7 @@ def send_message(data, task_id):
 
 
 @blp.patch("/messages/<id:message_id>")
-@jwt_required()
+@token_required()
 @blp.arguments(EditBodyIn)
 @blp.response(200, MessageOut)
 def edit_message(data, task_id, message_id):
@@ -46,7 +47,7 @@ def edit_message(data, task_id, message_id):
 
 
 @blp.delete("/messages/<id:message_id>")
-@jwt_required()
+@token_required()
 @blp.response(200, MessageOut)
 def delete_message(task_id, message_id):
     """The author or a task owner; answers the tombstone. The room gets `message_deleted`."""
@@ -54,33 +55,34 @@ def delete_message(task_id, message_id):
 
 
 @blp.get("/messages/<id:message_id>/history")
-@jwt_required()
+@token_required()
 @blp.response(200, MessageHistoryOut)
 def message_versions(task_id, message_id):
     """Every version of the message, oldest first; the last is the current text."""
     return history.versions(acting(), message_id, task_id=task_id)
 
 
+# The path's emoji, documented with the rules of the body's. Any emoji that can be added
+# can be named here: percent-encoded as one path segment (encodeURIComponent), or with its
+# `/` as they are. (An emoji "." or ".." cannot be carried by a URL at all, clients drop
+# such segments: it is refused when added.)
+_EMOJI_IN_PATH = {
+    "in": "path", "name": "emoji", "required": True,
+    "description": "The reaction's emoji, percent-encoded (encodeURIComponent); a `/` may also be sent as is.",
+    "schema": {"type": "string", **ReactionBodyIn().fields["emoji"].openapi()},
+}
+
+
 @blp.post("/messages/<id:message_id>/reactions")
-@jwt_required()
+@token_required()
 @blp.arguments(ReactionBodyIn)
 @blp.response(200, MessageOut)
 def add_reaction(data, task_id, message_id):
     return reactions.add_reaction(acting(), message_id, data["emoji"], task_id=task_id)
 
 
-# Any emoji that can be added can be named here: percent-encoded as one path segment
-# (encodeURIComponent), or with its `/` as they are. (An emoji "." or ".." cannot be
-# carried by a URL at all, clients drop such segments: it is refused when added.)
-_EMOJI_IN_PATH = {
-    "in": "path", "name": "emoji", "required": True,
-    "description": "The reaction's emoji, percent-encoded (encodeURIComponent); a `/` may also be sent as is.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_EMOJI_LENGTH},
-}
-
-
 @blp.delete("/messages/<id:message_id>/reactions/<rest:emoji>", parameters=[_EMOJI_IN_PATH])
-@jwt_required()
+@token_required()
 @blp.response(200, MessageOut)
 def remove_reaction(task_id, message_id, emoji):
     """The emoji in the path, held to the same rules as in a body."""
@@ -89,7 +91,7 @@ def remove_reaction(task_id, message_id, emoji):
 
 
 @blp.post("/read")
-@jwt_required()
+@token_required()
 @blp.arguments(MarkReadBodyIn)
 @blp.response(200, ReadStateOut)
 def mark_read(data, task_id):
@@ -98,7 +100,7 @@ def mark_read(data, task_id):
 
 
 @blp.get("/activity")
-@jwt_required()
+@token_required()
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, page_of(ActivityOut))
 def list_activity(args, task_id):

@@ -1,18 +1,18 @@
 """The user's stored notifications (mentions)."""
 from __future__ import annotations
 
-from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from ..schemas import NotificationArgs, NotificationPageOut, NotificationsReadIn, NotificationsReadOut
 from ..services import notifications
 from . import acting
+from .openapi import token_required
 
 blp = Blueprint("notifications", __name__, url_prefix="/api/notifications", description="Notifications")
 
 
 @blp.get("")
-@jwt_required()
+@token_required()
 @blp.arguments(NotificationArgs, location="query")
 @blp.response(200, NotificationPageOut)
 def list_notifications(args):
@@ -21,9 +21,9 @@ def list_notifications(args):
 
 
 @blp.post("/read")
-@jwt_required()
+@token_required()
 @blp.arguments(NotificationsReadIn)
 @blp.response(200, NotificationsReadOut)
 def mark_read(data):
-    """The listed ids, or all when `ids` is absent."""
-    return notifications.mark_read(acting(), data["ids"])
+    """`{"ids": [...]}`: those of the user's notifications; `{"all": true}`: every one."""
+    return notifications.mark_read(acting(), data.get("ids"), everything=data.get("all_", False))

@@ -1,19 +1,19 @@
 """Tasks."""
 from __future__ import annotations
 
-from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from ..schemas import MyTaskOut, TaskCreateIn, TaskUpdateIn, page_of
 from ..services import tasks
 from ..services.paging import Page
 from . import acting
+from .openapi import token_required
 
 blp = Blueprint("tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 
 
 @blp.get("")
-@jwt_required()
+@token_required()
 @blp.response(200, page_of(MyTaskOut))
 def list_tasks():
     """The tasks I am a member of, newest first."""
@@ -21,7 +21,7 @@ def list_tasks():
 
 
 @blp.post("")
-@jwt_required()
+@token_required()
 @blp.arguments(TaskCreateIn)
 @blp.response(201, MyTaskOut)
 def create_task(data):
@@ -29,14 +29,14 @@ def create_task(data):
 
 
 @blp.get("/<id:task_id>")
-@jwt_required()
+@token_required()
 @blp.response(200, MyTaskOut)
 def get_task(task_id):
     return tasks.get_task(acting(), task_id)
 
 
 @blp.patch("/<id:task_id>")
-@jwt_required()
+@token_required()
 @blp.arguments(TaskUpdateIn)
 @blp.response(200, MyTaskOut)
 def update_task(data, task_id):
@@ -45,7 +45,7 @@ def update_task(data, task_id):
 
 
 @blp.delete("/<id:task_id>")
-@jwt_required()
+@token_required()
 @blp.response(204)
 def delete_task(task_id):
     """Owners only; the room gets `task_notification` {type: 'task_deleted'}."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select, update
 
 from ..auth import Actor
+from ..errors import ValidationError
 from ..extensions import db
 from ..models import ChatMessage, Notification, TaskMember, utcnow
 
@@ -68,8 +69,12 @@ class ReadResult:
     unread_count: int
 
 
-def mark_read(actor: Actor, ids: list[int] | None = None) -> ReadResult:
-    """The given notifications of the actor, or all of them; others' ids are ignored."""
+def mark_read(actor: Actor, ids: list[int] | None = None, *, everything: bool = False) -> ReadResult:
+    """The given notifications of the actor (others' ids are ignored), or with `everything`
+    all of them: said outright, since "no ids" once meant "all" and a client that meant
+    "none" lost every unread mark."""
+    if (ids is None) != everything:
+        raise ValidationError(details={"_schema": ["Send either ids or all: true."]})
     query = update(Notification).where(_visible(actor.id), Notification.read_at.is_(None))
     if ids is not None:
         query = query.where(Notification.id.in_(ids))

@@ -32,10 +32,6 @@ import engineio
 
 log = logging.getLogger(__name__)
 
-_OPCODE_TEXT = 0x1
-_OPCODE_BINARY = 0x2
-
-
 class Unsent:
     """The rest of a frame the kernel did not take: the writer greenlet writes it
     before anything queued after it. Engine.IO's writer calls `encode()` on what it
@@ -50,20 +46,14 @@ class Unsent:
         return self
 
 
-def frame(message: str | bytes) -> bytes:
-    """One final, unmasked WebSocket frame (RFC 6455 5.2), as gevent-websocket writes it."""
+def frame(message: str | bytes, websocket: Any) -> bytes:
+    """One final, unmasked frame of `message`, as gevent-websocket's `send_frame` builds it
+    (`websocket` is its module, imported only where gevent runs)."""
     if isinstance(message, str):
-        payload, opcode = message.encode("utf-8"), _OPCODE_TEXT
+        payload, opcode = message.encode("utf-8"), websocket.WebSocket.OPCODE_TEXT
     else:
-        payload, opcode = bytes(message), _OPCODE_BINARY
-    size = len(payload)
-    if size < 126:
-        header = bytes((0x80 | opcode, size))
-    elif size < 0x10000:
-        header = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
-    return header + payload
+        payload, opcode = bytes(message), websocket.WebSocket.OPCODE_BINARY
+    return bytes(websocket.Header.encode_header(True, opcode, b"", len(payload), 0)) + payload
 
 
 def install(eio: engineio.Server) -> None:
@@ -72,6 +62,7 @@ def install(eio: engineio.Server) -> None:
     base = eio._async.get("websocket") if eio._async else None
     if base is None or not _is_gevent_websocket_driver(base):
         return
+    from geventwebsocket import websocket  # here: importing it imports gevent
 
     class DirectWrite(base):  # type: ignore[valid-type,misc]
         writing = False  # a frame is being written by whoever holds this flag
@@ -82,7 +73,7 @@ def install(eio: engineio.Server) -> None:
             eio_socket = getattr(self.app, "__self__", None)  # the handler is a bound method of it
             if raw is None or not isinstance(eio_socket, engineio.socket.Socket):
                 return super().__call__(environ, start_response)
-            eio_socket.send = _direct_send(eio_socket, self, gws, raw)
+            eio_socket.send = _direct_send(eio_socket, self, gws, raw, websocket)
             eio_socket.poll = _poll_without_deadline(eio_socket)
             try:
                 return super().__call__(environ, start_response)
@@ -101,7 +92,7 @@ def install(eio: engineio.Server) -> None:
     eio._async = {**eio._async, "websocket": DirectWrite}
 
 
-def _direct_send(eio_socket: Any, ws: Any, gws: Any, raw: Any) -> Any:
+def _direct_send(eio_socket: Any, ws: Any, gws: Any, raw: Any, websocket: Any) -> Any:
     queue = eio_socket.queue
     queue_send = type(eio_socket).send
 
@@ -112,7 +103,7 @@ def _direct_send(eio_socket: Any, ws: Any, gws: Any, raw: Any) -> Any:
             return
         if not eio_socket.check_ping_timeout():
             return
-        data = frame(pkt.encode())
+        data = frame(pkt.encode(), websocket)
         try:
             written = raw.send(data)
         except BlockingIOError:

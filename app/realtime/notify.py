@@ -18,7 +18,7 @@ from flask import current_app
 from ..auth import Actor
 from ..extensions import socketio
 from ..models import ChatMessage, Notification, Task, TaskMember
-from ..schemas import member_out, message_wire, notification_out, reaction_summary, task_out
+from ..schemas import member_out, message_wire, notification_out, task_out
 from . import context
 from .presence import Registry, SocketKey
 
@@ -207,10 +207,11 @@ def reaction_updated(message: ChatMessage, emoji: str, actor: Actor, action: str
     """With the whole message as well: `reactions` alone, applied to a copy that
     missed an earlier change (an edit while the client was away, heard before its
     catch-up arrives), would give that stale copy the new version."""
+    wire = message_wire(message)
     payload = {
         "taskId": message.task_id, "messageId": message.id, "emoji": emoji, "action": action,
         "userId": actor.id, "userName": actor.name, "version": message.version,
-        "reactions": reaction_summary(message.reactions), "message": message_wire(message),
+        "reactions": wire["reactions"], "message": wire,
     }
     _emit("reaction_updated", payload, task_room(message.task_id))
 

@@ -56,7 +56,7 @@ def user_id_from_claims(claims: dict[str, Any]) -> int:
 class Session:
     """What an open socket keeps of its token: who, which token, and until when."""
 
-    user: User
+    actor: Actor
     jti: str
     expires_at: float  # epoch seconds
 
@@ -108,12 +108,12 @@ def session_from_token(token: Any) -> Session:
         user_id = user_id_from_claims(claims)
     except TokenInvalid:  # a subject that is not an id: worded like every other refusal
         raise TokenInvalid("Authentication error: Invalid token") from None
-    user, revoked = tokens.user_and_revocation(user_id, claims["jti"])
+    actor, revoked = tokens.actor_and_revocation(user_id, claims["jti"])
     if revoked:
         raise TokenRevoked("Authentication error: Token revoked")
-    if user is None:
+    if actor is None:
         raise TokenInvalid("Authentication error: Invalid token")
-    return Session(user=user, jti=claims["jti"], expires_at=float(claims["exp"]))
+    return Session(actor=actor, jti=claims["jti"], expires_at=float(claims["exp"]))
 
 
 def register_jwt_callbacks(app: Flask) -> None:

@@ -13,6 +13,10 @@ A connection that fails is dropped; the error reaches the caller, and
 `errors.as_app_error` answers `unavailable` for a database that cannot serve.
 At most `size` statements run at once; one more waits up to `timeout` seconds for
 a turn, then is `unavailable` too. `close()` runs when the app's engine is disposed.
+
+`read_one` runs a SQLAlchemy Core select there too (connect's user lookup, join's
+membership): written once, as SQLAlchemy statements, and run in the ORM session
+instead on SQLite or when the session already holds a transaction.
 """
 from __future__ import annotations
 
@@ -20,9 +24,12 @@ import threading
 from typing import Any
 
 import psycopg
+from flask import current_app
+from sqlalchemy import Select
 
 from .dbsession import server_closed
 from .errors import Unavailable
+from .extensions import db
 
 
 class HotConnections:
@@ -86,3 +93,20 @@ class HotConnections:
             conn.close()
         except psycopg.Error:
             pass
+
+
+_compiled: dict[int, tuple[Select, str]] = {}
+
+
+def read_one(stmt: Select, params: dict[str, Any]) -> tuple | None:
+    """The first row of a select whose parameters are `bindparam`s named in `params`.
+    On a hot connection when the app has them (PostgreSQL) and this event or
+    request holds no transaction yet (asking for a second connection while holding
+    one could wait forever), else in the ORM session."""
+    hot: HotConnections | None = current_app.extensions.get("taskchat_hotdb")
+    if hot is None or db.session().in_transaction():
+        return db.session.execute(stmt, params).one_or_none()
+    entry = _compiled.get(id(stmt))
+    if entry is None or entry[0] is not stmt:
+        entry = _compiled[id(stmt)] = (stmt, str(stmt.compile(dialect=db.engine.dialect)))
+    return hot.fetch_one(entry[1], params)

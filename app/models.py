@@ -47,11 +47,15 @@ class User(db.Model):
 
     @property
     def display_name(self) -> str:
-        """The name others see (presence, typing, reactions, notifications, replies, the
-        activity log). Never the email: those reach people who may share no task with
-        the user, and an account made by `flask create-user` may have no name at all."""
-        name = f"{self.first_name} {self.last_name}".strip()
-        return name or f"User {self.id}"
+        return display_name(self.id, self.first_name, self.last_name)
+
+
+def display_name(user_id: int, first_name: str, last_name: str) -> str:
+    """The name others see (presence, typing, reactions, notifications, replies, the
+    activity log). Never the email: those reach people who may share no task with
+    the user, and an account made by `flask create-user` may have no name at all."""
+    name = f"{first_name} {last_name}".strip()
+    return name or f"User {user_id}"
 
 
 class Task(db.Model):
@@ -110,12 +114,16 @@ class TaskMember(db.Model):
 
     @property
     def permissions(self) -> dict[str, bool]:
-        return {
-            "canRead": True,
-            "canComment": self.can_comment,
-            "canEdit": self.can_edit,
-            "canManageMembers": self.can_manage_members,
-        }
+        return permissions_of(self.role)
+
+
+def permissions_of(role: str) -> dict[str, bool]:
+    return {
+        "canRead": True,
+        "canComment": role in COMMENTING_ROLES,
+        "canEdit": role in _CAN_EDIT,
+        "canManageMembers": role in _CAN_MANAGE,
+    }
 
 
 class ChatMessage(db.Model):

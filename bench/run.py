@@ -391,8 +391,10 @@ class Bench:
         deadline = time.monotonic() + limit
         try:
             for line in proc.stdout:  # type: ignore[union-attr]
-                if line.startswith("PHASE send") and profile:
-                    spy = self.start_profiler(srv, sc["duration"], tag)
+                if profile and line.startswith(f"PHASE {self.args.profile_phase}"):
+                    # connect and join together take a few seconds at S1's size
+                    seconds = sc["duration"] if self.args.profile_phase == "send" else 5
+                    spy = self.start_profiler(srv, seconds, tag)
                 elif line.startswith("RESULT "):
                     result = json.loads(line[7:])
                 if time.monotonic() > deadline:
@@ -470,7 +472,7 @@ def group_of(path: str) -> str:
     return top or "other"
 
 
-def summarize_profile(raw: Path, title: str) -> str:
+def summarize_profile(raw: Path, title: str, phase: str = "send") -> str:
     own: dict[str, int] = {}
     total: dict[str, int] = {}
     own_group: dict[str, int] = {}
@@ -503,7 +505,8 @@ def summarize_profile(raw: Path, title: str) -> str:
     if not samples:
         return f"{title}\n(no samples)\n"
     pc = lambda n: f"{100 * n / samples:5.1f}%"  # noqa: E731
-    lines = [title, f"{samples} samples of the gunicorn worker (py-spy, 200 Hz, idle excluded), S1 send phase", "",
+    lines = [title, f"{samples} samples of the gunicorn worker (py-spy, 200 Hz, idle excluded), S1 "
+             + ("send phase" if phase == "send" else "connect and join (first 5 s)"), "",
              "Own time by library (the frame running):"]
     lines += [f"  {pc(n)}  {g}" for g, n in sorted(own_group.items(), key=lambda kv: -kv[1])[:12]]
     lines += ["", "Inclusive time by library (any frame of it on the stack):"]
@@ -762,6 +765,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, help="send phase seconds (every scenario)")
     ap.add_argument("--drain", type=float, help="seconds to wait for the last deliveries")
     ap.add_argument("--profile", action="store_true", help="one more product S1 run under py-spy")
+    ap.add_argument("--profile-phase", choices=("send", "connect"), default="send",
+                    help="the phase the profile samples: the send phase, or connect and join (5 s)")
     ap.add_argument("--product-dir", default=str(REPO), help="the checkout of the product to measure")
     ap.add_argument("--product-venv", help="its virtualenv (default: <product-dir>/.venv, else this one's)")
     ap.add_argument("--node-dir", help="the Node peer (default: shared/peers/node-seed beside the repo)")
@@ -825,11 +830,14 @@ def main() -> None:
             raw = getattr(bench, "profile_raw", None)
             if raw and raw.exists():
                 label = "baseline" if args.save_baseline else "product"
+                phase = "" if args.profile_phase == "send" else f"-{args.profile_phase}"
                 profile_text = summarize_profile(raw, f"Profile: {label} ({bench.product_dir.name}, "
-                                                      f"{time.strftime('%Y-%m-%d')})")
+                                                      f"{time.strftime('%Y-%m-%d')})", args.profile_phase)
                 (HERE / "profiles").mkdir(exist_ok=True)
-                (HERE / "profiles" / f"{label}-S1.txt").write_text(profile_text)
-                log(f"profile summary in bench/profiles/{label}-S1.txt")
+                (HERE / "profiles" / f"{label}-S1{phase}.txt").write_text(profile_text)
+                log(f"profile summary in bench/profiles/{label}-S1{phase}.txt")
+                if phase:
+                    profile_text = None  # RESULTS.md shows the send phase's
     finally:
         shutil.rmtree(bench.sqlite_dir, ignore_errors=True)
     log(f"all runs done in {(time.monotonic() - t0) / 60:.1f} min")

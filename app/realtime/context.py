@@ -2,11 +2,10 @@
 
 Flask-SocketIO runs every event inside a full Flask request context built from the
 connection's handshake environ: a Werkzeug request, URL matching and a session,
-for each message a client sends. Only the connect handler reads anything from it
-(the Authorization header). So `TasksNamespace` runs the other events in an app
-context, and says which socket and event through this context variable; `socket()`
-and `event_name()` read it, or Flask-SocketIO's request during connect and
-disconnect.
+for each message a client sends. Nothing here needs it (connect reads the
+Authorization header from the environ), so `TasksNamespace` runs every event,
+connect and disconnect included, in an app context, and says which socket and
+event through this context variable; `socket()` and `event_name()` read it.
 """
 from __future__ import annotations
 
@@ -14,8 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-
-from flask import has_request_context, request
 
 from .presence import SocketKey
 
@@ -42,17 +39,9 @@ def handling(namespace: str, sid: str, name: str) -> Iterator[None]:
 def socket() -> SocketKey | None:
     """The socket whose event is being handled, if any."""
     current = _current.get()
-    if current is not None:
-        return (current.namespace, current.sid)
-    if has_request_context() and getattr(request, "sid", None) is not None:
-        return (request.namespace, request.sid)
-    return None
+    return None if current is None else (current.namespace, current.sid)
 
 
 def event_name() -> str | None:
     current = _current.get()
-    if current is not None:
-        return current.name
-    if has_request_context():
-        return (getattr(request, "event", None) or {}).get("message")
-    return None
+    return None if current is None else current.name

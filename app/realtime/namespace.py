@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import g, request
+from flask import g
 from flask_socketio import ConnectionRefusedError, Namespace
 
 from ..auth import Actor, session_from_token
@@ -31,10 +31,10 @@ def ok(data: Any = None) -> dict[str, Any]:
     return {"ok": True, "data": data}
 
 
-def _token(auth: Any) -> Any:
+def _token(auth: Any, environ: dict[str, Any]) -> Any:
     if isinstance(auth, dict) and auth.get("token"):
         return auth["token"]
-    return request.headers.get("Authorization")
+    return environ.get("HTTP_AUTHORIZATION")
 
 
 def _task_payload(args: tuple[Any, ...]) -> dict[str, Any]:
@@ -61,16 +61,10 @@ class TasksNamespace(Namespace):
     """The task chat's events. Mounted at `/tasks`, and at `/` for the original frontend."""
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        """Connect and disconnect run as Flask-SocketIO runs every event, in a request
-        context of the handshake (connect reads its Authorization header). Every other
-        event runs in an app context only (see context.py): what a Flask request
-        context would cost is not worth paying per chat message."""
-        if event in ("connect", "disconnect"):
-            # Named here too: a disconnect can run inside another socket's event (Engine.IO
-            # closes a socket whose ping went unanswered when a broadcast reaches it), and
-            # the handler must act on the socket that goes, not the one whose event it is.
-            with context.handling(self.namespace, args[0], event):
-                return super().trigger_event(event, *args)
+        """Every event runs in an app context only (see context.py), not in the Flask
+        request context of the handshake that Flask-SocketIO would build: what that
+        costs is not worth paying per chat message, nor per connect. Connect reads the
+        handshake's Authorization header from the environ itself."""
         handler = getattr(self, f"on_{event}", None)
         if handler is None:
             return None
@@ -78,9 +72,16 @@ class TasksNamespace(Namespace):
         environ = self.socketio.server.get_environ(sid, namespace=self.namespace)
         if not environ:
             return None  # a socket this server no longer knows, as Flask-SocketIO ignores it
+        if event == "connect":  # python-socketio passes the handshake's environ, then auth
+            payload = [environ, payload[1] if len(payload) > 1 else None]
+        # The socket is named here, not read from any request: a disconnect can run inside
+        # another socket's event (Engine.IO closes a socket whose ping went unanswered when
+        # a broadcast reaches it), and must act on the socket that goes.
         with environ["flask.app"].app_context(), context.handling(self.namespace, sid, event):
             try:
                 return handler(*payload)
+            except ConnectionRefusedError:
+                raise  # python-socketio refuses the connection with it
             except Exception as exc:
                 return handle_error(exc)
 
@@ -92,11 +93,11 @@ class TasksNamespace(Namespace):
         g.viewer_id = actor.id  # whose `reactions[].me` the ack shows
         return actor
 
-    def on_connect(self, auth: Any = None) -> None:
+    def on_connect(self, environ: dict[str, Any], auth: Any = None) -> None:
         if auth is not None and not isinstance(auth, dict):
             raise ConnectionRefusedError("Authentication error: auth must be an object", {"code": "auth_required"})
         try:
-            session = session_from_token(_token(auth))
+            session = session_from_token(_token(auth, environ))
         except AuthError as err:
             raise ConnectionRefusedError(err.message, {"code": err.code}) from None
         if not sessions.opened(_socket(), session):
@@ -120,7 +121,7 @@ class TasksNamespace(Namespace):
         joined = presence.join_task(actor, _socket(), data["task_id"], data["last_message_id"])
         caught = joined.catch_up
         return ok({
-            "taskId": data["task_id"], "role": joined.member.role, "permissions": joined.member.permissions,
+            "taskId": data["task_id"], "role": joined.role, "permissions": joined.permissions,
             "online": joined.online, "unreadCount": joined.unread_count,
             "missed": [message_wire(m, actor.id) for m in caught.missed], "hasMore": caught.has_more,
             "updated": [message_wire(m, actor.id) for m in caught.updated], "updatedHasMore": caught.updated_has_more,

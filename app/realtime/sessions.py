@@ -40,7 +40,7 @@ _CONNECT_TIMEOUT = 10
 
 def opened(key: SocketKey, session: Session) -> bool:
     """Register a socket that passed connect; False when the user has too many."""
-    if not notify.connected(key, Actor.of(session.user), session.jti, session.expires_at):
+    if not notify.connected(key, session.actor, session.jti, session.expires_at):
         return False
     if notify.registry().start_auth_sweep():
         socketio.start_background_task(_watch, current_app._get_current_object())
@@ -69,7 +69,7 @@ def renew(key: SocketKey, actor: Actor, token: str) -> Session:
     (one that would connect); its rooms stay. Anything else is refused, and the
     socket keeps the token it has."""
     session = session_from_token(token)
-    if session.user.id != actor.id:
+    if session.actor.id != actor.id:
         raise TokenInvalid("The new token belongs to another user")
     notify.registry().renew(key, session.jti, session.expires_at)
     return session

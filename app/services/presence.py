@@ -4,20 +4,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, select
+
 from ..auth import Actor
 from ..errors import NO_TASK_ACCESS, Forbidden
-from ..extensions import db
-from ..models import TaskMember
+from ..hotdb import read_one
+from ..models import TaskMember, permissions_of
 from ..realtime import notify
 from ..realtime.presence import SocketKey
 from .access import require_member
 from .history import CatchUp, catch_up
-from .reads import unread_count
+from .reads import unread_column
+
+_THIS_MEMBER = (TaskMember.task_id == bindparam("task_id"), TaskMember.user_id == bindparam("user_id"))
+_ROLE = select(TaskMember.role).where(*_THIS_MEMBER)
+_ROLE_AND_UNREAD = select(TaskMember.role, unread_column()).where(*_THIS_MEMBER)
 
 
 @dataclass
 class Joined:
-    member: TaskMember
+    role: str
+    permissions: dict[str, bool]
     online: list[dict[str, Any]]
     unread_count: int
     catch_up: CatchUp
@@ -27,16 +34,20 @@ def join_task(actor: Actor, socket: SocketKey, task_id: int, last_message_id: in
     """Any member may join, whatever their role. The socket enters the room
     before the catch-up is read, so a change committed meanwhile reaches it as
     an event, in the catch-up, or both; never neither. Clients merge by id and
-    keep the higher `version`."""
-    require_member(task_id, actor.id)
+    keep the higher `version`. Every socket joins after it connects, so the two
+    reads run on a hot connection (app/hotdb.py) where there is one."""
+    member = {"task_id": task_id, "user_id": actor.id}
+    if read_one(_ROLE, member) is None:
+        raise Forbidden(NO_TASK_ACCESS)
     notify.enter(socket, task_id, actor)
     # Checked again inside the room: a removal that committed between the first
     # check and the enter could not take this socket out.
-    member = db.session.get(TaskMember, (task_id, actor.id), populate_existing=True)
-    if member is None:
+    row = read_one(_ROLE_AND_UNREAD, member)
+    if row is None:
         notify.leave(socket, task_id, actor)
         raise Forbidden(NO_TASK_ACCESS)
-    return Joined(member, notify.online(task_id), unread_count(member), catch_up(task_id, last_message_id))
+    role, unread = row
+    return Joined(role, permissions_of(role), notify.online(task_id), unread, catch_up(task_id, last_message_id))
 
 
 def leave_task(actor: Actor, socket: SocketKey, task_id: int) -> None:

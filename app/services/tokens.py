@@ -9,13 +9,14 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import Actor, decode_claims
 from ..errors import TokenExpired, ValidationError
 from ..extensions import db
-from ..models import RevokedToken, User, utcnow
+from ..hotdb import read_one
+from ..models import RevokedToken, User, display_name, utcnow
 from ..realtime import notify
 
 
@@ -23,13 +24,21 @@ def is_revoked(jti: str) -> bool:
     return db.session.get(RevokedToken, jti) is not None
 
 
-def user_and_revocation(user_id: int, jti: str) -> tuple[User | None, bool]:
-    """At connect, in one query: the token's user (None if gone) and whether the token is revoked."""
-    revoked = select(RevokedToken.jti).where(RevokedToken.jti == jti).exists()
-    row = db.session.execute(select(User, revoked.label("revoked")).where(User.id == user_id)).one_or_none()
+_USER_AND_REVOCATION = select(
+    User.id, User.first_name, User.last_name,
+    select(RevokedToken.jti).where(RevokedToken.jti == bindparam("jti")).exists().label("revoked"),
+).where(User.id == bindparam("user_id"))
+
+
+def actor_and_revocation(user_id: int, jti: str) -> tuple[Actor | None, bool]:
+    """At connect, in one statement: the token's user (None if gone) and whether the
+    token is revoked. It runs for every socket that connects, so on a hot connection
+    (app/hotdb.py) where there is one."""
+    row = read_one(_USER_AND_REVOCATION, {"user_id": user_id, "jti": jti})
     if row is None:
         return None, is_revoked(jti)
-    return row[0], bool(row[1])
+    uid, first_name, last_name, revoked = row
+    return Actor(id=uid, name=display_name(uid, first_name, last_name)), bool(revoked)
 
 
 def revoked_among(jtis: Iterable[str]) -> set[str]:

@@ -208,6 +208,7 @@ async function main() {
   const cpuLoad0 = process.cpuUsage();
 
   // connect
+  process.stdout.write('PHASE connect\n');
   const tc0 = nowMs();
   await pool(clients, opts.concurrency, connectOne);
   const connectS = (nowMs() - tc0) / 1000;

@@ -98,13 +98,19 @@ class HotConnections:
 _compiled: dict[int, tuple[Select, str]] = {}
 
 
+def session_in_transaction() -> bool:
+    """Whether this event or request's ORM session holds a transaction; an event that
+    has not used the ORM has no session, and none is made to ask."""
+    return db.session.registry.has() and db.session().in_transaction()
+
+
 def read_one(stmt: Select, params: dict[str, Any]) -> tuple | None:
     """The first row of a select whose parameters are `bindparam`s named in `params`.
     On a hot connection when the app has them (PostgreSQL) and this event or
     request holds no transaction yet (asking for a second connection while holding
     one could wait forever), else in the ORM session."""
     hot: HotConnections | None = current_app.extensions.get("taskchat_hotdb")
-    if hot is None or db.session().in_transaction():
+    if hot is None or session_in_transaction():
         return db.session.execute(stmt, params).one_or_none()
     entry = _compiled.get(id(stmt))
     if entry is None or entry[0] is not stmt:

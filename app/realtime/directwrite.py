@@ -22,6 +22,9 @@ Only the gevent-websocket driver (gunicorn) is changed; `flask run` and the test
 client keep Engine.IO's own path. The `wsgi.websocket` object is gevent-websocket's
 (0.10.1), whose `raw_write` is the socket's `sendall` and whose handler's socket is a
 gevent socket over a non-blocking OS socket (`_sock`); both are checked at install.
+The same install makes gevent-websocket's reading of a client's frame cheaper: the
+unmasking in one step (`_unmask_in_one_step`), and the UTF-8 check of a text frame
+in C, by `wsaccel` (requirements.txt), which gevent-websocket uses when installed.
 """
 from __future__ import annotations
 
@@ -64,6 +67,8 @@ def install(eio: engineio.Server) -> None:
         return
     from geventwebsocket import websocket  # here: importing it imports gevent
 
+    _unmask_in_one_step(websocket.Header)
+
     class DirectWrite(base):  # type: ignore[valid-type,misc]
         writing = False  # a frame is being written by whoever holds this flag
 
@@ -90,6 +95,24 @@ def install(eio: engineio.Server) -> None:
                 self.writing = False
 
     eio._async = {**eio._async, "websocket": DirectWrite}
+
+
+def _unmask_in_one_step(header_class: Any) -> None:
+    """Every frame a client sends is masked (RFC 6455 5.3), and gevent-websocket 0.10.1
+    unmasks it with a Python loop over its bytes (`Header.mask_payload`): about 9 µs for
+    a chat message, every time one arrives. The same XOR done on two big integers
+    takes under 1 µs. The frame codec is gevent-websocket's for the whole process, so
+    this is set on its class: the same bytes come out."""
+    if getattr(header_class.mask_payload, "taskchat", False):
+        return
+
+    def mask_payload(self: Any, payload: bytes) -> bytes:
+        size = len(payload)
+        mask = (bytes(self.mask) * ((size >> 2) + 1))[:size]
+        return (int.from_bytes(payload, "little") ^ int.from_bytes(mask, "little")).to_bytes(size, "little")
+
+    mask_payload.taskchat = True  # type: ignore[attr-defined]
+    header_class.mask_payload = header_class.unmask_payload = mask_payload
 
 
 def _direct_send(eio_socket: Any, ws: Any, gws: Any, raw: Any, websocket: Any) -> Any:

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..auth import Actor
 from ..extensions import db
+from ..hotdb import session_in_transaction
 from ..models import COMMENTING_ROLES, utcnow
 from . import activity
 
@@ -107,7 +108,8 @@ class StoredMessage:
 
 def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> StoredMessage | None:
     """The message stored, or None when the general path must decide (see above)."""
-    if db.engine.dialect.name != "postgresql":
+    hot = current_app.extensions.get("taskchat_hotdb")  # made on PostgreSQL only
+    if hot is None:
         return None
     now = utcnow()
     params = {
@@ -115,7 +117,7 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
         "logged": json.dumps(activity.sent_values(message, 0, None)), "description": activity.sent_description(task_id),
     }
     try:
-        if db.session().in_transaction():
+        if session_in_transaction():
             # This event or request has already read something (a REST request its
             # user): its session holds a pooled connection, and asking for a second
             # one, with every event doing the same, could wait forever. The statement
@@ -123,7 +125,7 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
             row = db.session.connection().exec_driver_sql(_SEND, params).one_or_none()
             db.session.commit()
         else:
-            row = current_app.extensions["taskchat_hotdb"].fetch_one(_SEND, params)
+            row = hot.fetch_one(_SEND, params)
     except (IntegrityError, psycopg.errors.IntegrityError):
         db.session.rollback()
         return None  # the same clientId, sent concurrently: the general path finds the first

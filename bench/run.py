@@ -419,7 +419,7 @@ class Bench:
         raw = self.out / f"{tag}.pyspy.txt"
         self.profile_raw = raw
         cmd = [str(pyspy), "record", "--pid", str(srv.worker_pid()), "--duration", str(int(duration)),
-               "--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking"]
+               "--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking", "--gil"]
         self.commands["profile"] = " ".join(cmd[:3] + ["<gunicorn worker pid>"] + cmd[4:]).replace(str(raw), "<out>.txt")
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.out / f"{tag}.pyspy.log", "wb"))
 
@@ -505,7 +505,8 @@ def summarize_profile(raw: Path, title: str, phase: str = "send") -> str:
     if not samples:
         return f"{title}\n(no samples)\n"
     pc = lambda n: f"{100 * n / samples:5.1f}%"  # noqa: E731
-    lines = [title, f"{samples} samples of the gunicorn worker (py-spy, 200 Hz, idle excluded), S1 "
+    lines = [title, f"{samples} samples of the gunicorn worker (py-spy, 200 Hz, only while it holds the GIL: running "
+             "Python, not waiting for a system call or preempted), S1 "
              + ("send phase" if phase == "send" else "connect and join (first 5 s)"), "",
              "Own time by library (the frame running):"]
     lines += [f"  {pc(n)}  {g}" for g, n in sorted(own_group.items(), key=lambda kv: -kv[1])[:12]]

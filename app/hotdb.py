@@ -20,6 +20,7 @@ instead on SQLite or when the session already holds a transaction.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -32,12 +33,26 @@ from .errors import Unavailable
 from .extensions import db
 
 
+def _semaphore(size: int) -> Any:
+    """gevent's own semaphore where gevent has patched `threading` (the gunicorn worker).
+    There `threading.BoundedSemaphore` is still the standard library's, written in
+    Python on a Condition over gevent's lock: taking and giving back a turn cost
+    about 6% of the worker's CPU under S1 (bench/ANALYSIS.md). gevent's is compiled
+    and acts the same. gevent is never imported here: `flask run` does not load it."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        from gevent.lock import BoundedSemaphore
+
+        return BoundedSemaphore(size)
+    return threading.BoundedSemaphore(size)
+
+
 class HotConnections:
     def __init__(self, conninfo: str, *, size: int, timeout: float, connect_timeout: int):
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._timeout = timeout
-        self._slots = threading.BoundedSemaphore(size)
+        self._slots = _semaphore(size)
         self._lock = threading.Lock()
         self._idle: list[psycopg.Connection] = []
         self._closed = False

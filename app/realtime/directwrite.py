@@ -22,13 +22,20 @@ Only the gevent-websocket driver (gunicorn) is changed; `flask run` and the test
 client keep Engine.IO's own path. The `wsgi.websocket` object is gevent-websocket's
 (0.10.1), whose `raw_write` is the socket's `sendall` and whose handler's socket is a
 gevent socket over a non-blocking OS socket (`_sock`); both are checked at install.
-The same install makes gevent-websocket's reading of a client's frame cheaper: the
-unmasking in one step (`_unmask_in_one_step`), and the UTF-8 check of a text frame
-in C, by `wsaccel` (requirements.txt), which gevent-websocket uses when installed.
+The same install makes gevent-websocket's reading of a client's frame cheaper (the
+unmasking in one step, `_unmask_in_one_step`, and the UTF-8 check of a text frame
+in C, by `wsaccel` (requirements.txt), which gevent-websocket uses when installed),
+and waits for each socket's next ping on a timer instead of a sleeping greenlet
+(`_ping_by_timer`). With frames written directly, a WebSocket's queue is rarely used,
+so its writer greenlet is started only when something is queued (`WriterOnDemand`):
+most connections then keep one greenlet (the one reading) instead of three.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import time
+from contextvars import ContextVar
 from typing import Any
 
 import engineio
@@ -68,6 +75,7 @@ def install(eio: engineio.Server) -> None:
     from geventwebsocket import websocket  # here: importing it imports gevent
 
     _unmask_in_one_step(websocket.Header)
+    _ping_by_timer(engineio.socket.Socket)
 
     class DirectWrite(base):  # type: ignore[valid-type,misc]
         writing = False  # a frame is being written by whoever holds this flag
@@ -78,12 +86,20 @@ def install(eio: engineio.Server) -> None:
             eio_socket = getattr(self.app, "__self__", None)  # the handler is a bound method of it
             if raw is None or not isinstance(eio_socket, engineio.socket.Socket):
                 return super().__call__(environ, start_response)
+            # An upgrade from long-polling keeps Engine.IO's writer: its last GET may be
+            # waiting on the queue, which must stay the same.
+            writer = None if eio_socket.connected else WriterOnDemand(eio_socket, self)
+            token = _writer_on_demand.set(writer)
             eio_socket.send = _direct_send(eio_socket, self, gws, raw, websocket)
-            eio_socket.poll = _poll_without_deadline(eio_socket)
+            eio_socket.poll = _poll_without_deadline(eio_socket)  # used by Engine.IO's writer only
             try:
                 return super().__call__(environ, start_response)
             finally:
+                _writer_on_demand.reset(token)
                 del eio_socket.send, eio_socket.poll  # Engine.IO's own again (and no reference cycle left)
+                if writer is not None and not writer.adopted:
+                    log.warning("Engine.IO's WebSocket writer was not replaced (python-engineio changed?): "
+                                "each connection keeps a writer greenlet")
 
         def send(self, message: Any) -> Any:
             self.writing = True
@@ -95,6 +111,104 @@ def install(eio: engineio.Server) -> None:
                 self.writing = False
 
     eio._async = {**eio._async, "websocket": DirectWrite}
+    start_task = eio.start_background_task
+
+    def start_background_task(target: Any, *args: Any, **kwargs: Any) -> Any:
+        writer = _writer_on_demand.get()
+        if writer is not None and getattr(target, "__qualname__", "") == _ENGINEIO_WRITER:
+            _writer_on_demand.set(None)
+            return writer.adopt()
+        return start_task(target, *args, **kwargs)
+
+    eio.start_background_task = start_background_task
+
+
+# The writer greenlet that Engine.IO's WebSocket handler starts (python-engineio 4.15).
+_ENGINEIO_WRITER = "Socket._websocket_handler.<locals>.writer"
+_writer_on_demand: ContextVar[WriterOnDemand | None] = ContextVar("taskchat_writer_on_demand", default=None)
+
+
+class WriterOnDemand:
+    """Instead of Engine.IO's writer greenlet, which waits on the socket's queue for the
+    connection's whole life: a greenlet started when something is queued, that writes
+    what is queued and ends. With frames written directly, the queue is used only for
+    what the kernel did not take, a socket in the middle of a write, and the close; so
+    most connections have no writer greenlet at all, and a waiting greenlet holds
+    about 5 KiB (its saved stack and frames).
+
+    It takes the place of Engine.IO's writer when `_websocket_handler` starts it (for a
+    new WebSocket connection; an upgrade from long-polling keeps Engine.IO's), and
+    replaces the socket's queue with one that starts it. What it does with each packet
+    is what Engine.IO's writer does: `ws.send(pkt.encode())`; at None, or when a send
+    fails, `ws.close()`, and nothing more is written."""
+
+    def __init__(self, eio_socket: Any, ws: Any):
+        self.ws = ws
+        self.adopted = False
+        self.closed = False
+        self.task: Any = None
+        old = eio_socket.queue
+        self.queue = eio_socket.queue = _starting_queue_class()(self)
+        while not old.empty():  # the OPEN packet, queued before the WebSocket was accepted
+            self.queue.put_nowait(old.get_nowait())
+            old.task_done()
+
+    def adopt(self) -> WriterOnDemand:
+        self.adopted = True
+        self.wake()
+        return self
+
+    def wake(self) -> None:
+        if self.adopted and self.task is None and not self.queue.empty():
+            from gevent import spawn
+
+            self.task = spawn(self._drain)
+
+    def join(self, timeout: float | None = None) -> None:
+        """What Engine.IO's handler waits for after queueing its last None."""
+        self.wake()
+        if self.task is not None:
+            self.task.join(timeout)
+
+    def _drain(self) -> None:
+        queue = self.queue
+        try:
+            while not queue.empty():
+                pkt = queue.get_nowait()
+                try:
+                    if self.closed:
+                        continue
+                    if pkt is None:
+                        self.closed = True
+                        self.ws.close()
+                        continue
+                    try:
+                        self.ws.send(pkt.encode())
+                    except Exception:  # as Engine.IO's writer: the connection is gone
+                        self.closed = True
+                        self.ws.close()
+                finally:
+                    queue.task_done()
+        finally:
+            self.task = None
+
+
+@functools.cache
+def _starting_queue_class() -> type:
+    """gevent's queue, whose `put` wakes the socket's writer (built on first use: gevent
+    is imported only where it runs)."""
+    from gevent.queue import Queue
+
+    class StartingQueue(Queue):  # type: ignore[misc,valid-type]
+        def __init__(self, writer: WriterOnDemand):
+            super().__init__()
+            self.writer = writer
+
+        def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            super().put(item, block, timeout)
+            self.writer.wake()
+
+    return StartingQueue
 
 
 def _unmask_in_one_step(header_class: Any) -> None:
@@ -113,6 +227,36 @@ def _unmask_in_one_step(header_class: Any) -> None:
 
     mask_payload.taskchat = True  # type: ignore[attr-defined]
     header_class.mask_payload = header_class.unmask_payload = mask_payload
+
+
+def _ping_by_timer(socket_class: Any) -> None:
+    """Engine.IO (python-engineio 4.15, `Socket.schedule_ping`) waits for each socket's
+    next ping in a greenlet of its own that sleeps `ping_interval` (25 s) and then
+    sends it: one sleeping greenlet per connection, all the time, and one holds about
+    5 KiB (its saved stack and frames). A libev timer holds about 0.3 KiB; when it
+    fires, a greenlet sends the ping as Engine.IO's did, and is gone a moment later.
+    Set on the class: under gunicorn the process serves this server only."""
+    if getattr(socket_class.schedule_ping, "taskchat", False):
+        return
+    from gevent import get_hub, spawn
+
+    def send_ping(sock: Any) -> None:
+        if not sock.closing and not sock.closed:
+            sock.last_ping = time.time()
+            sock.send(engineio.packet.Packet(engineio.packet.PING))
+
+    def due(sock: Any, timer: Any) -> None:
+        timer.close()
+        spawn(send_ping, sock)  # not in the hub itself: sending may close the socket
+
+    def schedule_ping(self: Any) -> None:
+        if self.last_ping:  # only once the previous ping's wait is over, as Engine.IO's
+            self.last_ping = None
+            timer = get_hub().loop.timer(self.server.ping_interval)
+            timer.start(due, self, timer)
+
+    schedule_ping.taskchat = True  # type: ignore[attr-defined]
+    socket_class.schedule_ping = schedule_ping
 
 
 def _direct_send(eio_socket: Any, ws: Any, gws: Any, raw: Any, websocket: Any) -> Any:
@@ -142,7 +286,8 @@ def _direct_send(eio_socket: Any, ws: Any, gws: Any, raw: Any, websocket: Any) -
 
 
 def _poll_without_deadline(eio_socket: Any) -> Any:
-    """The WebSocket writer's wait for packets, without Engine.IO's deadline.
+    """The wait for packets of Engine.IO's WebSocket writer (kept for an upgrade from
+    long-polling; see `WriterOnDemand`), without Engine.IO's deadline.
 
     Engine.IO's `poll` gives up after `ping_interval + ping_timeout` seconds with
     nothing queued, and its WebSocket writer then closes the connection: a

@@ -339,14 +339,18 @@ class LiveSocket:
             self.connect_errors.append(data)
             self._changed.notify_all()
 
-    def connect(self, token: str | None = None, *, auth: Any = "token", headers: dict | None = None) -> LiveSocket:
+    def connect(self, token: str | None = None, *, auth: Any = "token", headers: dict | None = None,
+                transports: tuple[str, ...] = ("websocket",)) -> LiveSocket:
+        """Over WebSocket from the start, or as `transports` says (("polling", "websocket"):
+        long-polling first, then the upgrade, as browsers' clients do by default)."""
         if auth == "token":
             auth = {"token": token} if token is not None else None
         self.client.connect(
-            self.url, namespaces=[self.namespace], transports=["websocket"], auth=auth,
+            self.url, namespaces=[self.namespace], transports=list(transports), auth=auth,
             headers=headers or {}, wait_timeout=WAIT,
         )
-        assert self.client.transport() == "websocket"
+        if transports == ("websocket",):
+            assert self.client.transport() == "websocket"
         return self
 
     @property

@@ -280,3 +280,33 @@ def test_every_emoji_that_can_be_added_is_removed_over_http(live_server: LiveSer
         if removed["reactions"]:
             left.append(f"{emoji!r} (safe={safe!r}): {removed['reactions']}")
     assert left == []
+
+
+def test_a_client_that_upgrades_from_long_polling_chats_both_ways(live_server: LiveServer, api: Api, live_socket):
+    """Browsers' clients start on long-polling and upgrade to WebSocket. Under gunicorn
+    a WebSocket reached by upgrade keeps Engine.IO's writer, while one opened directly
+    gets a writer only when something is queued (app/realtime/directwrite.py): both
+    kinds must hear everything, in order, and see each other come and go."""
+    room = make_room(api)
+    task_id = room.task_id
+    alice = live_socket(live_server).connect(room.owner.token)
+    bob = live_socket(live_server).connect(room.member.token, transports=("polling", "websocket"))
+    deadline = time.monotonic() + WAIT
+    while bob.client.transport() != "websocket" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bob.client.transport() == "websocket", "the client never upgraded"
+
+    assert alice.call("join_task", task_id)["ok"] is True
+    assert bob.call("join_task", task_id)["ok"] is True
+    alice.wait_for("user_joined", lambda e: e["userId"] == room.member.id)
+    for i in range(5):
+        assert bob.call("send_message", {"taskId": task_id, "message": f"bob {i}"})["ok"] is True
+        assert alice.call("send_message", {"taskId": task_id, "message": f"alice {i}"})["ok"] is True
+    expected = [text for i in range(5) for text in (f"bob {i}", f"alice {i}")]
+    for client in (alice, bob):
+        client.wait_for("new_message", lambda e: e["message"]["message"] == "alice 4")
+        assert [e["message"]["message"] for e in client.events("new_message")] == expected
+
+    bob.client.disconnect()
+    alice.wait_for("user_left", lambda e: e["userId"] == room.member.id)
+    assert alice.call("send_message", {"taskId": task_id, "message": "still here"})["ok"] is True

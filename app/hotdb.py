@@ -113,6 +113,11 @@ class HotConnections:
 _compiled: dict[int, tuple[Select, str]] = {}
 
 
+def connections() -> HotConnections | None:
+    """This app's hot connections: made on PostgreSQL only (app/__init__.py)."""
+    return current_app.extensions.get("taskchat_hotdb")
+
+
 def session_in_transaction() -> bool:
     """Whether this event or request's ORM session holds a transaction; an event that
     has not used the ORM has no session, and none is made to ask."""
@@ -124,7 +129,7 @@ def read_one(stmt: Select, params: dict[str, Any]) -> tuple | None:
     On a hot connection when the app has them (PostgreSQL) and this event or
     request holds no transaction yet (asking for a second connection while holding
     one could wait forever), else in the ORM session."""
-    hot: HotConnections | None = current_app.extensions.get("taskchat_hotdb")
+    hot = connections()
     if hot is None or session_in_transaction():
         return db.session.execute(stmt, params).one_or_none()
     entry = _compiled.get(id(stmt))

@@ -72,8 +72,6 @@ class TasksNamespace(Namespace):
         environ = self.socketio.server.get_environ(sid, namespace=self.namespace)
         if not environ:
             return None  # a socket this server no longer knows, as Flask-SocketIO ignores it
-        if event == "connect":  # python-socketio passes the handshake's environ, then auth
-            payload = [environ, payload[1] if len(payload) > 1 else None]
         # The socket is named here, not read from any request: a disconnect can run inside
         # another socket's event (Engine.IO closes a socket whose ping went unanswered when
         # a broadcast reaches it), and must act on the socket that goes.
@@ -94,6 +92,7 @@ class TasksNamespace(Namespace):
         return actor
 
     def on_connect(self, environ: dict[str, Any], auth: Any = None) -> None:
+        """python-socketio passes the handshake's WSGI environ, then the client's auth."""
         if auth is not None and not isinstance(auth, dict):
             raise ConnectionRefusedError("Authentication error: auth must be an object", {"code": "auth_required"})
         try:

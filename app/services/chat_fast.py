@@ -33,12 +33,11 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from .. import hotdb
 from ..auth import Actor
 from ..extensions import db
-from ..hotdb import session_in_transaction
 from ..models import COMMENTING_ROLES, utcnow
 from . import activity
 
@@ -108,8 +107,8 @@ class StoredMessage:
 
 def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> StoredMessage | None:
     """The message stored, or None when the general path must decide (see above)."""
-    hot = current_app.extensions.get("taskchat_hotdb")  # made on PostgreSQL only
-    if hot is None:
+    hot = hotdb.connections()
+    if hot is None:  # SQLite
         return None
     now = utcnow()
     params = {
@@ -117,7 +116,7 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
         "logged": json.dumps(activity.sent_values(message, 0, None)), "description": activity.sent_description(task_id),
     }
     try:
-        if session_in_transaction():
+        if hotdb.session_in_transaction():
             # This event or request has already read something (a REST request its
             # user): its session holds a pooled connection, and asking for a second
             # one, with every event doing the same, could wait forever. The statement

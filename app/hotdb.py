@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from flask import current_app
 from sqlalchemy import Select
 
+from .batches import Batcher
 from .dbsession import server_closed
 from .errors import Unavailable
 from .extensions import db
@@ -56,9 +58,15 @@ class HotConnections:
         self._lock = threading.Lock()
         self._idle: list[psycopg.Connection] = []
         self._closed = False
+        self._batchers: dict[str, Batcher] = {}
 
     def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple | None:
         """Run one statement in autocommit; its first row, or None."""
+        rows = self.fetch_all(sql, params, first_only=True)
+        return rows[0] if rows else None
+
+    def fetch_all(self, sql: str, params: dict[str, Any], *, first_only: bool = False) -> list[tuple]:
+        """Run one statement in autocommit; its rows."""
         if not self._slots.acquire(timeout=self._timeout):
             raise Unavailable()
         try:
@@ -66,17 +74,30 @@ class HotConnections:
             try:
                 with conn.cursor() as cursor:
                     cursor.execute(sql, params, prepare=True)
-                    row = cursor.fetchone()
-            except psycopg.errors.IntegrityError:
-                self._checkin(conn)  # the statement failed, the connection did not
+                    rows = cursor.fetchmany(1) if first_only else cursor.fetchall()
+            except psycopg.Error as error:
+                if error.sqlstate is not None and not conn.closed:
+                    # The server refused the statement (in autocommit, it stored
+                    # nothing), and the connection is as good as before.
+                    self._checkin(conn)
+                else:
+                    self._discard(conn)
                 raise
             except BaseException:
                 self._discard(conn)
                 raise
             self._checkin(conn)
-            return row
+            return rows
         finally:
             self._slots.release()
+
+    def batcher(self, name: str, make: Callable[[], Batcher]) -> Batcher:
+        """This app's batcher called `name` (app/batches.py), made once."""
+        found = self._batchers.get(name)
+        if found is None:
+            with self._lock:
+                found = self._batchers.setdefault(name, make())
+        return found
 
     def close(self, *_args: Any) -> None:
         with self._lock:

@@ -19,6 +19,11 @@ every rule of `chat.send_message`:
 - it inserts the message and its activity row, and returns what the ack and the
   broadcast need, so nothing is read back afterwards.
 
+Sends that arrive while the database is busy with earlier ones go together, as
+one statement for the lot (group commit, app/batches.py): each is checked and
+stored as above, on its own task's row. A task has at most one send in flight
+in this process (its `chat_write` lock), so a batch holds one send per task.
+
 When it stores nothing (task gone, not allowed, a retried clientId, a membership
 change meanwhile) or hits the clientId's unique constraint (the same clientId
 sent concurrently), the caller runs the general path, which finds out why and
@@ -27,50 +32,65 @@ path: its writers are serialised by the database's write lock anyway.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from sqlalchemy.exc import IntegrityError
 
 from .. import hotdb
 from ..auth import Actor
+from ..batches import Batcher
 from ..extensions import db
 from ..models import COMMENTING_ROLES, utcnow
 from . import activity
 
 _ROLES = ", ".join(f"'{role}'" for role in sorted(COMMENTING_ROLES))
 
+# The sends of one batch (app/batches.py): one JSON array of objects in, one row
+# out per message stored. The sends of a batch are of different tasks, and the
+# statement locks their rows in id order, so that batches of two processes
+# sharing tasks cannot deadlock (every other writer locks one task only).
 _SEND = f"""
-WITH locked AS MATERIALIZED (
-    SELECT id, last_message_id, members_version FROM tasks WHERE id = %(task_id)s FOR UPDATE
+WITH sends AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(sends)s::jsonb) AS s(
+        n int, task_id bigint, user_id bigint, message text, client_id text, now timestamptz,
+        logged jsonb, description text)
+), locked AS MATERIALIZED (
+    SELECT id, last_message_id, members_version FROM tasks
+    WHERE id IN (SELECT task_id FROM sends) ORDER BY id FOR UPDATE
 ), bumped AS (
     UPDATE tasks AS t
     SET chat_seq = t.chat_seq + 1, last_message_id = nextval(pg_get_serial_sequence('task_chat', 'id'))
-    FROM locked
+    FROM locked JOIN sends AS s ON s.task_id = locked.id
     WHERE t.id = locked.id
-      AND locked.members_version = (SELECT s.members_version FROM tasks AS s WHERE s.id = %(task_id)s)
+      AND locked.members_version = (SELECT v.members_version FROM tasks AS v WHERE v.id = locked.id)
       AND EXISTS (SELECT 1 FROM task_members AS m
-                  WHERE m.task_id = %(task_id)s AND m.user_id = %(user_id)s AND m.role IN ({_ROLES}))
-      AND NOT EXISTS (SELECT 1 FROM task_chat AS c WHERE c.user_id = %(user_id)s AND c.client_id = %(client_id)s)
-    RETURNING t.id AS task_id, t.chat_seq AS seq, t.last_message_id AS id, locked.last_message_id AS previous_id
+                  WHERE m.task_id = s.task_id AND m.user_id = s.user_id AND m.role IN ({_ROLES}))
+      AND NOT EXISTS (SELECT 1 FROM task_chat AS c WHERE c.user_id = s.user_id AND c.client_id = s.client_id)
+    RETURNING s.n, s.user_id, s.message, s.client_id, s.now, s.logged, s.description,
+              t.id AS task_id, t.chat_seq AS seq, t.last_message_id AS id, locked.last_message_id AS previous_id
 ), message AS (
     INSERT INTO task_chat (id, task_id, user_id, message, attachments, mentions, client_id, previous_id, seq,
                            version, created_at)
-    SELECT id, task_id, %(user_id)s, %(message)s, '[]'::jsonb, '[]'::jsonb, %(client_id)s, previous_id, seq, seq, %(now)s
+    SELECT id, task_id, user_id, message, '[]'::jsonb, '[]'::jsonb, client_id, previous_id, seq, seq, now
     FROM bumped
-    RETURNING id, task_id, previous_id, seq, created_at
 ), logged AS (
     INSERT INTO activity_logs (user_id, action, entity_type, entity_id, task_id, old_values, new_values,
                                description, created_at)
-    SELECT %(user_id)s, 'created', 'task_chat', id, task_id, 'null'::jsonb, %(logged)s::jsonb, %(description)s, %(now)s
-    FROM message
+    SELECT user_id, 'created', 'task_chat', id, task_id, 'null'::jsonb, logged, description, now
+    FROM bumped
 )
-SELECT message.id, message.previous_id, message.seq, message.created_at, u.first_name, u.last_name
-FROM message LEFT JOIN users AS u ON u.id = %(user_id)s
+SELECT b.n, b.id, b.previous_id, b.seq, u.first_name, u.last_name
+FROM bumped AS b LEFT JOIN users AS u ON u.id = b.user_id
 """
+
+# A batch waits for nothing but the one before it: while `_IN_FLIGHT` batches
+# run, new sends gather for the next (bench/ANALYSIS.md has the measurements).
+_IN_FLIGHT = 4
+_MAX_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -110,29 +130,73 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
     hot = hotdb.connections()
     if hot is None:  # SQLite
         return None
-    now = utcnow()
-    params = {
-        "task_id": task_id, "user_id": actor.id, "message": message, "client_id": client_id, "now": now,
-        "logged": json.dumps(activity.sent_values(message, 0, None)), "description": activity.sent_description(task_id),
-    }
-    try:
-        if hotdb.session_in_transaction():
-            # This event or request has already read something (a REST request its
-            # user): its session holds a pooled connection, and asking for a second
-            # one, with every event doing the same, could wait forever. The statement
-            # runs in that transaction, then commits it.
-            row = db.session.connection().exec_driver_sql(_SEND, params).one_or_none()
+    request = plain_send(actor.id, task_id, message, client_id)
+    if hotdb.session_in_transaction():
+        # This event or request has already read something (a REST request its
+        # user): its session holds a pooled connection, and asking for a second
+        # one, with every event doing the same, could wait forever. The statement
+        # runs in that transaction, then commits it.
+        try:
+            rows = db.session.connection().exec_driver_sql(_SEND, _params([request])).all()
             db.session.commit()
-        else:
-            row = hot.fetch_one(_SEND, params)
-    except (IntegrityError, psycopg.errors.IntegrityError):
-        db.session.rollback()
-        return None  # the same clientId, sent concurrently: the general path finds the first
+        except IntegrityError:
+            db.session.rollback()
+            return None  # the same clientId, sent concurrently: the general path finds the first
+        row = rows[0] if rows else None
+    else:
+        row = hot.batcher("chat_send", lambda: _batcher(hot)).submit(request)
     if row is None:
         return None
-    message_id, previous_id, seq, created_at, first_name, last_name = row
+    _n, message_id, previous_id, seq, first_name, last_name = row
     author = None if first_name is None else Author(actor.id, first_name, last_name)
     return StoredMessage(
         id=message_id, task_id=task_id, user_id=actor.id, message=message, client_id=client_id,
-        previous_id=previous_id, version=seq, created_at=created_at, user=author,
+        previous_id=previous_id, version=seq, created_at=request["now"], user=author,
     )
+
+
+def plain_send(user_id: int, task_id: int, message: str, client_id: str | None) -> dict[str, Any]:
+    """One send of a batch, as the statement reads it."""
+    return {
+        "task_id": task_id, "user_id": user_id, "message": message, "client_id": client_id, "now": utcnow(),
+        "logged": activity.sent_values(message, 0, None), "description": activity.sent_description(task_id),
+    }
+
+
+def _batcher(hot: hotdb.HotConnections) -> Batcher[dict[str, Any], tuple | None]:
+    return Batcher(
+        lambda sends: store(hot, sends), key=lambda send: send["task_id"], max_size=_MAX_BATCH, in_flight=_IN_FLIGHT,
+    )
+
+
+def store(hot: hotdb.HotConnections, sends: list[dict[str, Any]]) -> list[tuple | None | BaseException]:
+    """One batch of sends (of different tasks) in one statement: per send, the row
+    stored, or None when the general path must decide, or the error to raise."""
+    try:
+        rows = hot.fetch_all(_SEND, _params(sends))
+    except psycopg.Error as error:
+        if error.sqlstate is None:
+            raise  # the connection failed: whether the batch was stored is unknown
+        if len(sends) > 1:
+            # The server refused the statement, so it stored nothing: one send of
+            # the batch is at fault (its clientId stored meanwhile by another
+            # send), or the batch met a deadlock. Each alone, then.
+            return [_one(hot, send) for send in sends]
+        if isinstance(error, psycopg.errors.IntegrityError):
+            return [None]  # the same clientId, sent concurrently: the general path finds the first
+        raise
+    found: list[tuple | None | BaseException] = [None] * len(sends)
+    for row in rows:
+        found[row[0]] = row
+    return found
+
+
+def _one(hot: hotdb.HotConnections, send: dict[str, Any]) -> tuple | None | BaseException:
+    try:
+        return store(hot, [send])[0]
+    except psycopg.Error as error:
+        return error
+
+
+def _params(sends: list[dict[str, Any]]) -> dict[str, str]:
+    return {"sends": orjson.dumps([dict(send, n=n) for n, send in enumerate(sends)]).decode()}

@@ -20,24 +20,13 @@ batch (the chat send's statement locks one row per task; see chat_fast.py).
 """
 from __future__ import annotations
 
-import sys
-import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
+from . import cooperative
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def _event() -> Any:
-    """gevent's compiled event where gevent has patched `threading` (the gunicorn
-    worker), the standard library's elsewhere (`flask run`); see hotdb._semaphore."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        from gevent.event import Event
-
-        return Event()
-    return threading.Event()
 
 
 class _Request(Generic[T, R]):
@@ -49,7 +38,7 @@ class _Request(Generic[T, R]):
         self.done = False
         self.result: R | None = None
         self.error: BaseException | None = None
-        self.wake = _event()
+        self.wake = cooperative.event()
 
 
 class Batcher(Generic[T, R]):
@@ -63,7 +52,7 @@ class Batcher(Generic[T, R]):
         self._in_flight = in_flight
         self._running = 0
         self._pending: list[_Request[T, R]] = []
-        self._lock = threading.Lock()
+        self._lock = cooperative.lock()
         self.sizes: dict[int, int] = {}  # batch size -> how many ran: for tests and the benchmark
 
     def submit(self, item: T) -> R:

@@ -20,8 +20,6 @@ instead on SQLite or when the session already holds a transaction.
 """
 from __future__ import annotations
 
-import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,24 +27,11 @@ import psycopg
 from flask import current_app
 from sqlalchemy import Select
 
+from . import cooperative
 from .batches import Batcher
 from .dbsession import server_closed
 from .errors import Unavailable
 from .extensions import db
-
-
-def _semaphore(size: int) -> Any:
-    """gevent's own semaphore where gevent has patched `threading` (the gunicorn worker).
-    There `threading.BoundedSemaphore` is still the standard library's, written in
-    Python on a Condition over gevent's lock: taking and giving back a turn cost
-    about 6% of the worker's CPU under S1 (bench/ANALYSIS.md). gevent's is compiled
-    and acts the same. gevent is never imported here: `flask run` does not load it."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        from gevent.lock import BoundedSemaphore
-
-        return BoundedSemaphore(size)
-    return threading.BoundedSemaphore(size)
 
 
 class HotConnections:
@@ -54,8 +39,8 @@ class HotConnections:
         self._conninfo = conninfo
         self._connect_timeout = connect_timeout
         self._timeout = timeout
-        self._slots = _semaphore(size)
-        self._lock = threading.Lock()
+        self._slots = cooperative.bounded_semaphore(size)
+        self._lock = cooperative.lock()
         self._idle: list[psycopg.Connection] = []
         self._closed = False
         self._batchers: dict[str, Batcher] = {}

@@ -37,7 +37,6 @@ Engine.IO sid is the session's only credential.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +46,7 @@ import socketio
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from socketio import packet
 
+from .. import cooperative
 from ..errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class _Events:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = cooperative.lock()
         self._count: dict[str, int] = {}
         self._over: dict[str, int] = {}
         self._queues: dict[str, deque[Callable[[], None]]] = {}  # present while its worker runs

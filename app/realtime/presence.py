@@ -8,10 +8,10 @@ counts its own sockets; a shared (Redis) registry is future work.
 from __future__ import annotations
 
 import math
-import threading
 from collections import deque
 from dataclasses import dataclass, field
 
+from .. import cooperative
 from ..auth import Actor
 
 SocketKey = tuple[str, str]  # (namespace, sid)
@@ -35,7 +35,7 @@ class Typing:
 
 class Registry:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = cooperative.lock()
         self._sockets: dict[SocketKey, SocketState] = {}
         self._by_user: dict[int, set[SocketKey]] = {}
         # task id -> user id -> how many of the user's sockets are in the room

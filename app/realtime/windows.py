@@ -24,10 +24,11 @@ with a refusal is when the oldest counted hit leaves the window.
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Hashable, Mapping, Sequence
+
+from .. import cooperative
 
 # How many entries at the front of a kind's order one hit may drop: more than the one
 # entry a hit can add, so the dropping keeps up, and few enough that no hit pays for a
@@ -54,7 +55,7 @@ class MovingWindows:
         self._longest = {kind: max((seconds for _, seconds in items), default=0.0)
                          for kind, items in self._limits.items()}
         self._entries: dict[str, OrderedDict[Hashable, _Entry]] = {kind: OrderedDict() for kind in self._limits}
-        self._lock = threading.Lock()
+        self._lock = cooperative.lock()
         self.clock = clock
 
     def hit(self, kind: str, key: Hashable) -> float | None:

@@ -17,20 +17,20 @@ Every chat change (send, edit, delete, reaction) runs inside `chat_write`:
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import update
 
+from .. import cooperative
 from ..errors import NO_TASK_ACCESS, Forbidden
 from ..extensions import db
 from ..models import Task, TaskMember
 
 # Striped rather than one lock per task: bounded memory, and a task only ever
 # waits for writers of tasks that share its stripe.
-_STRIPES = tuple(threading.Lock() for _ in range(64))
+_STRIPES = tuple(cooperative.lock() for _ in range(64))
 
 
 @contextmanager

@@ -13,36 +13,34 @@ gevent is imported only where it has patched the process: `flask run` never load
 """
 from __future__ import annotations
 
+import functools
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 
-def _gevent_patched() -> bool:
+@functools.cache
+def _kinds() -> tuple[Callable[[], Any], Callable[[int], Any], Callable[[], Any]]:
+    """The lock, bounded semaphore and event classes, chosen at their first use: the
+    gunicorn worker has patched the process before it imports the app."""
     monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("threading")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        from gevent.event import Event
+        from gevent.lock import BoundedSemaphore, Semaphore
+
+        return (lambda: Semaphore(1)), BoundedSemaphore, Event
+    return threading.Lock, threading.BoundedSemaphore, threading.Event
 
 
 def lock() -> Any:
     """A lock that is not reentrant."""
-    if _gevent_patched():
-        from gevent.lock import Semaphore
-
-        return Semaphore(1)
-    return threading.Lock()
+    return _kinds()[0]()
 
 
 def bounded_semaphore(size: int) -> Any:
-    if _gevent_patched():
-        from gevent.lock import BoundedSemaphore
-
-        return BoundedSemaphore(size)
-    return threading.BoundedSemaphore(size)
+    return _kinds()[1](size)
 
 
 def event() -> Any:
-    if _gevent_patched():
-        from gevent.event import Event
-
-        return Event()
-    return threading.Event()
+    return _kinds()[2]()

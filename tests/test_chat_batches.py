@@ -6,7 +6,8 @@ PostgreSQL only: SQLite takes the general path for every send.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from psycopg import sql
+from sqlalchemy import select, text
 
 from app import hotdb
 from app.extensions import db
@@ -102,3 +103,29 @@ def test_a_retried_clientid_in_a_batch_is_left_to_the_general_path(hot, tasks, a
     ])
     assert answers[0] is None and answers[1] is not None
     assert sorted(stored()) == ["b", "k"]
+
+
+def test_the_send_keeps_using_the_index_once_a_table_has_grown(hot, tasks, alice):
+    """A prepared statement run a few times while task_chat was nearly empty (a new
+    deployment, a freshly seeded benchmark) must not keep a plan that scans the
+    whole table once it has grown: the hot connections plan every run afresh."""
+    one = tasks[0]["id"]
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM task_chat"))  # now empty on disk too, as in a new database
+    for n in range(8):  # past the five runs after which PostgreSQL may settle on a generic plan
+        chat_fast.store(hot, [chat_fast.plain_send(alice.id, one, f"early {n}", f"early-{n}")])
+    db.session.execute(text(
+        "INSERT INTO task_chat (task_id, user_id, message, attachments, mentions, client_id, seq, version,"
+        " created_at) SELECT :task, :user, 'filler', '[]', '[]', 'filler-' || n, 0, 0, now()"
+        " FROM generate_series(1, 50000) AS n"), {"task": one, "user": alice.id})
+    db.session.commit()
+    conn = hot._checkout()  # the connection the sends above ran on: the pool hands out the last one back
+    try:
+        name = conn.execute("SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
+                            ["%jsonb_to_recordset%"]).fetchone()[0]
+        sends = chat_fast._params([chat_fast.plain_send(alice.id, one, "late", "late")])["sends"]
+        explain = sql.SQL("EXPLAIN EXECUTE {}({})").format(sql.Identifier(name), sql.Literal(sends))
+        plan = "\n".join(row[0] for row in conn.execute(explain))
+    finally:
+        hot._checkin(conn)
+    assert "Seq Scan on task_chat" not in plan, plan

@@ -96,25 +96,10 @@ class HotConnections:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
-                return self._connect()
+                return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
             if not conn.closed and not server_closed(conn.pgconn):
                 return conn
             self._discard(conn)  # the server closed it while it was idle
-
-    def _connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout)
-        try:
-            # A prepared statement's plan is made again at every run, for the tables'
-            # sizes then. PostgreSQL otherwise settles on one generic plan after five
-            # runs and keeps it for the connection's life: a plan made while a table
-            # was nearly empty (a new deployment; the benchmark, freshly seeded) scans
-            # the whole table once it has grown. Planning each run costs the server
-            # little beside the statement (bench/ANALYSIS.md).
-            conn.execute("SET plan_cache_mode = force_custom_plan")
-        except BaseException:
-            self._discard(conn)
-            raise
-        return conn
 
     def _checkin(self, conn: psycopg.Connection) -> None:
         with self._lock:

@@ -107,8 +107,10 @@ def database_fails_during_send(app, task_id: int) -> Iterator[list[int]]:
             locker.close()
         return
 
+    # A writer of the task: the general path's `UPDATE tasks`, or the one-statement
+    # send's `FOR UPDATE` (pg_stat_activity shows only a statement's first 1024 bytes).
     with cut_while_waiting(engine, "SELECT id FROM tasks WHERE id = %s FOR UPDATE", (task_id,),
-                           "%UPDATE tasks%") as terminated:
+                           "%UPDATE%") as terminated:
         yield terminated
 
 

@@ -7,15 +7,18 @@ opened a transaction yet (one round trip, no BEGIN or COMMIT of its own), keeps
 every rule of `chat.send_message`:
 
 - it takes the task's row lock (`FOR UPDATE`) and reads, from the row it locked,
-  the newest message's id (the new one's `previous_id`) and the membership
-  version; it bumps `chat_seq` (the change's number) and allocates the message's
-  id under that lock, so ids and versions follow commit order;
+  the change's number (`chat_seq` + 1), the newest message's id (the new one's
+  `previous_id`) and the membership version; it allocates the message's id under
+  that lock and bumps `chat_seq` only if the message was stored, so ids and
+  versions follow commit order;
 - it stores only if the sender's membership, read in the statement's snapshot,
   allows commenting, and the membership version it read in that snapshot is
   still the locked row's: every membership change bumps that version under the
   same lock, so a removal or a demotion that committed while this statement
   waited for the lock makes it store nothing;
-- it stores only if no message of the sender already has this clientId;
+- it stores only if no message of the sender already has this clientId (the
+  insert's ON CONFLICT on the unique index; a concurrent insert of the same
+  clientId is waited for, then stores nothing);
 - it inserts the message and its activity row, and returns what the ack and the
   broadcast need, so nothing is read back afterwards.
 
@@ -24,10 +27,9 @@ one statement for the lot (group commit, app/batches.py): each is checked and
 stored as above, on its own task's row. A task has at most one send in flight
 in this process (its `chat_write` lock), so a batch holds one send per task.
 
-When it stores nothing (task gone, not allowed, a retried clientId, a membership
-change meanwhile) or hits the clientId's unique constraint (the same clientId
-sent concurrently), the caller runs the general path, which finds out why and
-answers as it always did. SQLite (the embedded default) always takes the general
+When it stores nothing (task gone, not allowed, a retried clientId, the same
+clientId sent concurrently, a membership change meanwhile), the caller runs the
+general path, which finds out why and answers as it always did. SQLite (the embedded default) always takes the general
 path: its writers are serialised by the database's write lock anyway.
 """
 from __future__ import annotations
@@ -53,38 +55,42 @@ _ROLES = ", ".join(f"'{role}'" for role in sorted(COMMENTING_ROLES))
 # out per message stored. The sends of a batch are of different tasks, and the
 # statement locks their rows in id order, so that batches of two processes
 # sharing tasks cannot deadlock (every other writer locks one task only).
+# A clientId the sender has used before is found by the insert itself, through
+# the unique index it checks anyway (ON CONFLICT): no plan can read task_chat
+# any other way, whatever the table's size when the statement was prepared.
 _SEND = f"""
 WITH sends AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(sends)s::jsonb) AS s(
         n int, task_id bigint, user_id bigint, message text, client_id text, now timestamptz,
         logged jsonb, description text)
 ), locked AS MATERIALIZED (
-    SELECT id, last_message_id, members_version FROM tasks
+    SELECT id, chat_seq, last_message_id, members_version FROM tasks
     WHERE id IN (SELECT task_id FROM sends) ORDER BY id FOR UPDATE
-), bumped AS (
-    UPDATE tasks AS t
-    SET chat_seq = t.chat_seq + 1, last_message_id = nextval(pg_get_serial_sequence('task_chat', 'id'))
-    FROM locked JOIN sends AS s ON s.task_id = locked.id
-    WHERE t.id = locked.id
-      AND locked.members_version = (SELECT v.members_version FROM tasks AS v WHERE v.id = locked.id)
+), allowed AS MATERIALIZED (
+    SELECT s.*, nextval(pg_get_serial_sequence('task_chat', 'id')) AS id, locked.chat_seq + 1 AS seq,
+           locked.last_message_id AS previous_id
+    FROM sends AS s JOIN locked ON locked.id = s.task_id
+    WHERE locked.members_version = (SELECT v.members_version FROM tasks AS v WHERE v.id = locked.id)
       AND EXISTS (SELECT 1 FROM task_members AS m
                   WHERE m.task_id = s.task_id AND m.user_id = s.user_id AND m.role IN ({_ROLES}))
-      AND NOT EXISTS (SELECT 1 FROM task_chat AS c WHERE c.user_id = s.user_id AND c.client_id = s.client_id)
-    RETURNING s.n, s.user_id, s.message, s.client_id, s.now, s.logged, s.description,
-              t.id AS task_id, t.chat_seq AS seq, t.last_message_id AS id, locked.last_message_id AS previous_id
 ), message AS (
     INSERT INTO task_chat (id, task_id, user_id, message, attachments, mentions, client_id, previous_id, seq,
                            version, created_at)
     SELECT id, task_id, user_id, message, '[]'::jsonb, '[]'::jsonb, client_id, previous_id, seq, seq, now
-    FROM bumped
+    FROM allowed
+    ON CONFLICT (user_id, client_id) DO NOTHING
+    RETURNING id, task_id
+), bumped AS (
+    UPDATE tasks AS t SET chat_seq = t.chat_seq + 1, last_message_id = message.id
+    FROM message WHERE t.id = message.task_id
 ), logged AS (
     INSERT INTO activity_logs (user_id, action, entity_type, entity_id, task_id, old_values, new_values,
                                description, created_at)
-    SELECT user_id, 'created', 'task_chat', id, task_id, 'null'::jsonb, logged, description, now
-    FROM bumped
+    SELECT a.user_id, 'created', 'task_chat', a.id, a.task_id, 'null'::jsonb, a.logged, a.description, a.now
+    FROM allowed AS a JOIN message ON message.id = a.id
 )
-SELECT b.n, b.id, b.previous_id, b.seq, u.first_name, u.last_name
-FROM bumped AS b LEFT JOIN users AS u ON u.id = b.user_id
+SELECT a.n, a.id, a.previous_id, a.seq, u.first_name, u.last_name
+FROM allowed AS a JOIN message ON message.id = a.id LEFT JOIN users AS u ON u.id = a.user_id
 """
 
 # A batch waits for nothing but the one before it: while `_IN_FLIGHT` batches
@@ -141,7 +147,7 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
-            return None  # the same clientId, sent concurrently: the general path finds the first
+            return None  # refused by a constraint (its sender deleted meanwhile): the general path answers
         row = rows[0] if rows else None
     else:
         row = hot.batcher("chat_send", lambda: _batcher(hot)).submit(request)
@@ -179,11 +185,11 @@ def store(hot: hotdb.HotConnections, sends: list[dict[str, Any]]) -> list[tuple 
             raise  # the connection failed: whether the batch was stored is unknown
         if len(sends) > 1:
             # The server refused the statement, so it stored nothing: one send of
-            # the batch is at fault (its clientId stored meanwhile by another
-            # send), or the batch met a deadlock. Each alone, then.
+            # the batch is at fault (a constraint: its sender deleted meanwhile),
+            # or the batch met a deadlock. Each alone, then.
             return [_one(hot, send) for send in sends]
         if isinstance(error, psycopg.errors.IntegrityError):
-            return [None]  # the same clientId, sent concurrently: the general path finds the first
+            return [None]  # refused by a constraint: the general path answers
         raise
     found: list[tuple | None | BaseException] = [None] * len(sends)
     for row in rows:

@@ -5,6 +5,10 @@ PostgreSQL only: SQLite takes the general path for every send.
 """
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy import select, text
@@ -134,3 +138,42 @@ def test_the_send_reads_no_whole_table_once_task_chat_has_grown(hot, tasks, alic
     assert "Seq Scan on task_chat" not in plan, plan
     assert chat_fast.store(hot, [chat_fast.plain_send(alice.id, one, "late", "filler-7")]) == [None], \
         "a clientId used before is found among them all"
+
+
+def test_a_removal_that_commits_while_a_batch_waits_stops_that_send_and_no_other(app, hot, tasks, alice, bob,
+                                                                               add_member):
+    """Bob sends to three tasks in one batch while the owner removes him from the
+    second. The removal holds the second task's lock (as `members.remove_member`
+    does: `lock_for_members` first) and commits while the batch waits for it: the
+    batch stores his messages to the first and the third task, and nothing to the
+    second."""
+    one, two, three = (t["id"] for t in tasks)
+    add_member(alice, tasks[0], bob, "commenter")
+    add_member(alice, tasks[2], bob, "commenter")
+    conninfo = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    removal = psycopg.connect(conninfo)
+    removal.execute("UPDATE tasks SET members_version = members_version + 1 WHERE id = %s", (two,))
+    removal.execute("DELETE FROM task_members WHERE task_id = %s AND user_id = %s", (two, bob.id))
+    answers: list = []
+    batch = threading.Thread(target=lambda: answers.extend(chat_fast.store(hot, [
+        chat_fast.plain_send(bob.id, task_id, "while removed", f"b{task_id}") for task_id in (one, two, three)
+    ])))
+    batch.start()
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as watcher:
+            deadline = time.monotonic() + 10
+            while not watcher.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                ["%jsonb_to_recordset%"],
+            ).fetchone():
+                assert time.monotonic() < deadline, "the batch never waited for the task's lock"
+                time.sleep(0.01)
+        removal.commit()
+        batch.join(10)
+    finally:
+        removal.close()
+    assert not batch.is_alive()
+    assert answers[0] is not None and answers[1] is None and answers[2] is not None, answers
+    assert sorted(m.task_id for m in stored().values()) == [one, three]
+    task_two = db.session.get(Task, two)
+    assert (task_two.chat_seq, task_two.last_message_id) == (0, None)

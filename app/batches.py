@@ -53,7 +53,7 @@ class Batcher(Generic[T, R]):
         self._running = 0
         self._pending: list[_Request[T, R]] = []
         self._lock = cooperative.lock()
-        self.sizes: dict[int, int] = {}  # batch size -> how many ran: for tests and the benchmark
+        self.sizes: dict[int, int] = {}  # batch size -> how many batches of that size ran (tests read it)
 
     def submit(self, item: T) -> R:
         request: _Request[T, R] = _Request(item, self._key(item))

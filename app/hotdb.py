@@ -5,12 +5,13 @@ itself. Through SQLAlchemy's pool each one also paid for switching the pooled
 connection to autocommit and back, and for SQLAlchemy's statement machinery:
 together more than the statement's own round trip cost the gevent worker. These
 connections are made in autocommit once and run the statement with psycopg
-directly (prepared on each connection, so the server plans it once).
+directly (prepared on each connection, so the server parses it once).
 
 They are checked like the pool's (app/dbsession.py): a connection the server
 closed while it was idle is replaced, found without a round trip.
 A connection that fails is dropped; the error reaches the caller, and
-`errors.as_app_error` answers `unavailable` for a database that cannot serve.
+`errors.as_app_error` answers `unavailable` for a database that cannot serve. A
+statement the server refuses (a constraint, a deadlock) leaves its connection in use.
 At most `size` statements run at once; one more waits up to `timeout` seconds for
 a turn, then is `unavailable` too. `close()` runs when the app's engine is disposed.
 

@@ -29,8 +29,9 @@ in this process (its `chat_write` lock), so a batch holds one send per task.
 
 When it stores nothing (task gone, not allowed, a retried clientId, the same
 clientId sent concurrently, a membership change meanwhile), the caller runs the
-general path, which finds out why and answers as it always did. SQLite (the embedded default) always takes the general
-path: its writers are serialised by the database's write lock anyway.
+general path, which finds out why and answers as it always did. SQLite (the
+embedded default) always takes the general path: its writers are serialised by
+the database's write lock anyway.
 """
 from __future__ import annotations
 

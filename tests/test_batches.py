@@ -103,7 +103,8 @@ def test_a_second_turn_runs_beside_the_first():
     batcher = Batcher(run, key=lambda item: item, max_size=10, in_flight=2)
     _, first_threads = submit_in_threads(batcher, [1])
     assert run.first_started.wait(WAIT)
-    assert batcher.submit(2) == 20, "with two turns, a request does not wait for the held batch"
+    assert batcher.submit(2) == 20
+    assert first_threads[0].is_alive(), "with two turns, a request does not wait for the held batch"
     run.release.set()
     finish(first_threads)
 

@@ -15,6 +15,8 @@ from .extensions import db
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
+# The largest id an Integer primary key holds (PostgreSQL refuses a larger one outright).
+MAX_DB_INT = 2**31 - 1
 TASK_STATUSES = ("todo", "in_progress", "done")
 ROLES = ("owner", "editor", "commenter", "viewer")
 COMMENTING_ROLES = frozenset({"owner", "editor", "commenter"})
@@ -165,10 +167,6 @@ class ChatMessage(db.Model):
         lazy="selectin", cascade="all, delete-orphan", passive_deletes=True,
         order_by="[Reaction.created_at, Reaction.user_id, Reaction.emoji]",
     )
-
-    # Not stored: set by chat.send_message on the message it returns, True when
-    # the send was a retry that found this message stored first.
-    duplicate = False
 
     @property
     def deleted(self) -> bool:

@@ -12,13 +12,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import g
-from marshmallow import EXCLUDE, Schema, fields, pre_load, validate, validates_schema
+from marshmallow import EXCLUDE, Schema, fields, pre_dump, pre_load, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
 from .errors import ValidationError
-from .models import ROLES, TASK_STATUSES
+from .models import MAX_DB_INT, ROLES, TASK_STATUSES
 
-MAX_DB_INT = 2**31 - 1
 MAX_MESSAGE_LENGTH = 4000
 MAX_ATTACHMENTS = 10
 MAX_MENTIONS = 50
@@ -667,7 +666,24 @@ def message_wire(message: Any, viewer_id: int | None = None) -> dict[str, Any]:
 
 
 class SentMessageOut(MessageOut):
+    """The answer to a send (`chat.Sent`): its message, and whether it was a retry."""
+
     duplicate = fields.Boolean(metadata={"description": "true when a retry found the message stored first"})
+
+    @pre_dump
+    def _message_of(self, sent: Any, **_kwargs: Any) -> Any:
+        return _SentMessage(sent.message, sent.duplicate)
+
+
+class _SentMessage:
+    """A message's attributes, and `duplicate`."""
+
+    def __init__(self, message: Any, duplicate: bool) -> None:
+        self._message = message
+        self.duplicate = duplicate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._message, name)
 
 
 class MessageVersionOut(Schema):

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 import app.realtime  # noqa: F401  (before app.services: the two packages import each other)
-from app.auth import Actor
+from app.actor import Actor
 from app.extensions import db
 from app.models import ActivityLog, ChatMessage, Task
 from app.schemas import MessageOut, message_wire

@@ -21,7 +21,7 @@ from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from app.auth import Actor
+from app.actor import Actor
 from app.errors import RateLimited
 from app.realtime import throttle, windows
 

@@ -36,7 +36,7 @@ import pytest
 from sqlalchemy import event
 
 from app import create_app
-from app.auth import issue_access_token
+from app.services.tokens import issue_access_token
 from app.extensions import db
 from app.realtime import namespace  # noqa: F401  (loads the services in their import order)
 from app.services import reads

@@ -10,9 +10,10 @@ from flask_jwt_extended import current_user
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter, PathConverter
 
-from ..auth import Actor
+from ..actor import Actor
 from ..extensions import api
 from ..schemas import ID_DIGITS, MAX_DB_INT
+from ..services import accounts
 
 
 class JsonBodyParser(FlaskParser):
@@ -65,7 +66,7 @@ def acting() -> Actor:
     """The user behind the request's access token (after `token_required`). They
     are also the viewer whose `reactions[].me` the answer shows."""
     g.viewer_id = current_user.id
-    return Actor.of(current_user)
+    return accounts.actor_of(current_user)
 
 
 def register_api(app: Flask) -> None:

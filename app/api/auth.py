@@ -7,10 +7,10 @@ from flask import current_app, request
 from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
-from ..auth import Actor, issue_access_token, issue_tokens
 from ..extensions import limiter
 from ..schemas import AccessTokenOut, AuthOut, LoginIn, LogoutIn, RegisterIn, UserOut
 from ..services import accounts, tokens
+from ..services.tokens import issue_access_token, issue_tokens
 from .openapi import token_required
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")
@@ -83,7 +83,7 @@ def refresh():
 def logout(data):
     """Revoke the access token sent as Bearer, and the refresh token if given as
     `refreshToken`. Sockets that use them hear `auth_expired` and are disconnected."""
-    tokens.logout(Actor.of(current_user), get_jwt(), (data or {}).get("refresh_token"))
+    tokens.logout(accounts.actor_of(current_user), get_jwt(), (data or {}).get("refresh_token"))
 
 
 @blp.get("/me")

@@ -33,8 +33,8 @@ def list_messages(args, task_id):
 @blp.alt_response(200, schema=SentMessageOut, description="A retry: the message stored first, `duplicate: true`")
 def send_message(data, task_id):
     """The room gets `new_message`. With a `clientId` seen before: 200 and the first message."""
-    message = chat.send_message(acting(), task_id, **data)
-    return (message, 200) if message.duplicate else message
+    sent = chat.send_message(acting(), task_id, **data)
+    return (sent, 200) if sent.duplicate else sent
 
 
 @blp.patch("/messages/<id:message_id>")

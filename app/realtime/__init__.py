@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..extensions import socketio
-from . import directwrite, hardening, rooms, throttle
+from . import directwrite, hardening, notify, rooms, throttle
 from .namespace import TasksNamespace, handle_error
 from .presence import Registry
 
@@ -13,6 +13,7 @@ def register_namespaces(app: Flask) -> None:
     namespaces = ["/tasks"] + (["/"] if app.config["SOCKETIO_ROOT_NAMESPACE"] else [])
     app.config["SOCKETIO_NAMESPACES"] = namespaces
     app.extensions["taskchat_presence"] = Registry()
+    notify.subscribe()
     throttle.init_app(app)
     for name in namespaces:
         socketio.on_namespace(TasksNamespace(name))

@@ -14,14 +14,16 @@ from typing import Any
 from flask import g
 from flask_socketio import ConnectionRefusedError, Namespace
 
-from ..auth import Actor, session_from_token
+from ..actor import Actor
+from ..services.tokens import session_from_token
 from ..errors import AuthError, RateLimited, TooManyConnections, Unavailable, as_app_error
 from ..schemas import (
     EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, RefreshTokenIn, SendMessageIn, TaskRef, load,
     message_wire,
 )
-from ..services import chat, presence, reactions, reads
-from . import context, notify, sessions, throttle
+from ..models import permissions_of
+from ..services import chat, reactions, reads
+from . import context, joining, notify, sessions, throttle
 from .presence import SocketKey
 
 log = logging.getLogger(__name__)
@@ -117,11 +119,11 @@ class TasksNamespace(Namespace):
     def on_join_task(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("joins")
         data = load(JoinTaskIn, _task_payload(args))
-        joined = presence.join_task(actor, _socket(), data["task_id"], data["last_message_id"])
+        joined, online = joining.join(actor, _socket(), data["task_id"], data["last_message_id"])
         caught = joined.catch_up
         return ok({
-            "taskId": data["task_id"], "role": joined.role, "permissions": joined.permissions,
-            "online": joined.online, "unreadCount": joined.unread_count,
+            "taskId": data["task_id"], "role": joined.role, "permissions": permissions_of(joined.role),
+            "online": online, "unreadCount": joined.unread_count,
             "missed": [message_wire(m, actor.id) for m in caught.missed], "hasMore": caught.has_more,
             "updated": [message_wire(m, actor.id) for m in caught.updated], "updatedHasMore": caught.updated_has_more,
         })
@@ -129,15 +131,15 @@ class TasksNamespace(Namespace):
     def on_leave_task(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("joins")
         task_id = load(TaskRef, _task_payload(args))["task_id"]
-        presence.leave_task(actor, _socket(), task_id)
+        joining.leave(actor, _socket(), task_id)
         return ok({"taskId": task_id})
 
     def on_send_message(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("messages")
         data = load(SendMessageIn, _payload(args))
         task_id = data.pop("task_id")
-        message = chat.send_message(actor, task_id, **data)
-        return ok(dict(message_wire(message, actor.id), duplicate=message.duplicate))
+        sent = chat.send_message(actor, task_id, **data)
+        return ok(dict(message_wire(sent.message, actor.id), duplicate=sent.duplicate))
 
     def on_edit_message(self, *args: Any) -> dict[str, Any]:
         actor = self._actor("messages")
@@ -174,7 +176,7 @@ class TasksNamespace(Namespace):
     def _typing(self, args: tuple[Any, ...], started: bool) -> dict[str, Any]:
         actor = self._actor("typing")
         task_id = load(TaskRef, _payload(args))["task_id"]
-        presence.typing(actor, _socket(), task_id, started)
+        joining.typing(actor, _socket(), task_id, started)
         return ok({"taskId": task_id})
 
 

@@ -1,7 +1,7 @@
 """The one place that talks to the Socket.IO server: emits and room changes.
 
-Services call the broadcast functions after their commit, so nothing is
-announced that was not stored. Every task room exists once per mounted
+The services' events reach it after their commit (`subscribe`, app/aftercommit.py),
+so nothing is announced that was not stored. Every task room exists once per mounted
 namespace (`/tasks`, and `/` for the original frontend); each emit goes to all
 of them, so clients of both namespaces share the room. Who is where is kept in
 `presence.Registry`, one per app.
@@ -11,19 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import current_app
 
-from ..auth import Actor
+from .. import aftercommit
+from ..actor import Actor
 from ..extensions import socketio
-from ..models import ChatMessage, Notification, Task, TaskMember
 from ..schemas import member_out, message_wire, notification_out, task_out
+from ..services import events
 from . import context
 from .presence import Registry, SocketKey
-
-if TYPE_CHECKING:
-    from ..services.chat_fast import StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -183,79 +181,119 @@ def error_to(key: SocketKey, error: dict[str, Any]) -> None:
     socketio.emit("error", error, to=key[1], namespace=key[0])
 
 
-# ---- after a commit -------------------------------------------------------------
-def message_created(message: ChatMessage | StoredMessage) -> None:
-    _emit("new_message", {"message": message_wire(message), "taskId": message.task_id},
-          task_room(message.task_id))
+# ---- after a commit ----------------------------------------------------------
+# Subscribers of the services' events (app/aftercommit.py): each reads what its
+# payload needs inside the transaction, and returns the emits to make once it has
+# committed.
+def subscribe() -> None:
+    for event_type, subscriber in (
+        (events.MessageCreated, _message_created), (events.MessageUpdated, _message_updated),
+        (events.MessageDeleted, _message_deleted), (events.ReactionUpdated, _reaction_updated),
+        (events.ReadUpdated, _read_updated), (events.NotificationCreated, _notification_created),
+        (events.TaskUpdated, _task_updated), (events.TaskDeleted, _task_deleted),
+        (events.MemberChanged, _member_changed), (events.MemberRemoved, _member_removed),
+        (events.TokensRevoked, _tokens_revoked),
+    ):
+        aftercommit.subscribe(event_type, subscriber)
 
 
-def message_updated(message: ChatMessage) -> None:
-    _emit("message_updated", {"taskId": message.task_id, "message": message_wire(message)},
-          task_room(message.task_id))
+def _to_room(name: str, payload: dict[str, Any], room: str, skip_sid: str | None = None) -> aftercommit.Action:
+    return lambda: _emit(name, payload, room, skip_sid)
 
 
-def message_deleted(message: ChatMessage) -> None:
+def _message_created(event: events.MessageCreated) -> aftercommit.Action:
+    """The author has stopped typing too: the room hears it after the message."""
+    message, author = event.message, event.author
+    new_message = _to_room("new_message", {"message": message_wire(message), "taskId": message.task_id},
+                           task_room(message.task_id))
+
+    def announce() -> None:
+        new_message()
+        typing_ended(message.task_id, author)
+
+    return announce
+
+
+def _message_updated(event: events.MessageUpdated) -> aftercommit.Action:
+    message = event.message
+    return _to_room("message_updated", {"taskId": message.task_id, "message": message_wire(message)},
+                    task_room(message.task_id))
+
+
+def _message_deleted(event: events.MessageDeleted) -> aftercommit.Action:
     """With the whole tombstone (`message`), as history shows it: a client keeps it
     like any other copy, and reaches exactly the server's state (deletedAt, no
     mentions, reactions or attachments) whatever it held before, or missed."""
+    message = event.message
     payload = {"taskId": message.task_id, "messageId": message.id, "version": message.version,
                "deletedBy": message.deleted_by, "message": message_wire(message)}
-    _emit("message_deleted", payload, task_room(message.task_id))
+    return _to_room("message_deleted", payload, task_room(message.task_id))
 
 
-def reaction_updated(message: ChatMessage, emoji: str, actor: Actor, action: str) -> None:
+def _reaction_updated(event: events.ReactionUpdated) -> aftercommit.Action:
     """With the whole message as well: `reactions` alone, applied to a copy that
     missed an earlier change (an edit while the client was away, heard before its
     catch-up arrives), would give that stale copy the new version."""
+    message = event.message
     wire = message_wire(message)
     payload = {
-        "taskId": message.task_id, "messageId": message.id, "emoji": emoji, "action": action,
-        "userId": actor.id, "userName": actor.name, "version": message.version,
+        "taskId": message.task_id, "messageId": message.id, "emoji": event.emoji, "action": event.action,
+        "userId": event.actor.id, "userName": event.actor.name, "version": message.version,
         "reactions": wire["reactions"], "message": wire,
     }
-    _emit("reaction_updated", payload, task_room(message.task_id))
+    return _to_room("reaction_updated", payload, task_room(message.task_id))
 
 
-def read_updated(user_id: int, state: Any) -> None:
+def _read_updated(event: events.ReadUpdated) -> aftercommit.Action:
     """To the user's other sockets; the one that marked has its ack."""
-    payload = {"taskId": state.task_id, "lastReadId": state.last_read_id, "unreadCount": state.unread_count}
-    _emit("read_updated", payload, user_room(user_id), skip_sid=_origin_sid())
+    payload = {"taskId": event.task_id, "lastReadId": event.last_read_id, "unreadCount": event.unread_count}
+    return _to_room("read_updated", payload, user_room(event.user_id), skip_sid=_origin_sid())
 
 
-def notification_created(notification: Notification) -> None:
+def _notification_created(event: events.NotificationCreated) -> aftercommit.Action:
     """Every device of the user hears it, whether or not it has joined the task."""
-    payload = notification_out.dump(notification)
+    payload = notification_out.dump(event.notification)
     payload["notificationId"] = payload["id"]
     payload["timestamp"] = payload["createdAt"]
-    _emit("task_notification", payload, user_room(notification.user_id))
+    return _to_room("task_notification", payload, user_room(event.notification.user_id))
 
 
-def task_updated(task: Task, changed: list[str], actor: Actor) -> None:
-    payload = {"taskId": task.id, "task": task_out.dump(task), "changes": changed, "updatedBy": actor.id}
-    _emit("task_updated", payload, task_room(task.id))
+def _task_updated(event: events.TaskUpdated) -> aftercommit.Action:
+    task = event.task
+    payload = {"taskId": task.id, "task": task_out.dump(task), "changes": event.changed, "updatedBy": event.actor.id}
+    return _to_room("task_updated", payload, task_room(task.id))
 
 
-def task_deleted(task_id: int, title: str, actor: Actor) -> None:
-    room = task_room(task_id)
-    payload = {"type": "task_deleted", "taskId": task_id, "title": title, "by": actor.id, "timestamp": _now()}
-    _emit("task_notification", payload, room)
-    registry().drop_task(task_id)
-    for namespace in _namespaces():
-        socketio.server.close_room(room, namespace=namespace)
+def _task_deleted(event: events.TaskDeleted) -> aftercommit.Action:
+    """The room hears it, then closes: nobody stays in a task that is gone."""
+    task_id, room = event.task_id, task_room(event.task_id)
+    payload = {"type": "task_deleted", "taskId": task_id, "title": event.title, "by": event.actor.id,
+               "timestamp": _now()}
+
+    def close() -> None:
+        _emit("task_notification", payload, room)
+        registry().drop_task(task_id)
+        for namespace in _namespaces():
+            socketio.server.close_room(room, namespace=namespace)
+
+    return close
 
 
-def member_payload(member: TaskMember) -> dict[str, Any]:
-    return member_out.dump(member)
+def _member_changed(event: events.MemberChanged) -> aftercommit.Action:
+    member = event.member
+    payload = {"taskId": member.task_id, "action": event.action, "member": member_out.dump(member)}
+    return _to_room("member_changed", payload, task_room(member.task_id))
 
 
-def member_changed(task_id: int, action: str, member: TaskMember) -> None:
-    payload = {"taskId": task_id, "action": action, "member": member_payload(member)}
-    _emit("member_changed", payload, task_room(task_id))
-
-
-def member_removed(task_id: int, removed: Actor, member: dict[str, Any]) -> None:
+def _member_removed(event: events.MemberRemoved) -> aftercommit.Action:
     """The removed user's sockets leave the room first, so they hear nothing more of
     it, and are told with `removed_from_task`; the room hears who left."""
+    task_id, removed = event.member.task_id, event.removed
+    member = member_out.dump(event.member)
+    return lambda: _take_out(task_id, removed, member)
+
+
+def _take_out(task_id: int, removed: Actor, member: dict[str, Any]) -> None:
     room = task_room(task_id)
     was_present = False
     for key in registry().sockets_of(removed.id):
@@ -267,3 +305,8 @@ def member_removed(task_id: int, removed: Actor, member: dict[str, Any]) -> None
     _emit("member_changed", {"taskId": task_id, "action": "removed", "member": member}, room)
     if was_present:
         _emit("user_left", _presence(task_id, removed.id, removed.name), room)
+
+
+def _tokens_revoked(event: events.TokensRevoked) -> aftercommit.Action:
+    """A logout ends this process's sockets that use its tokens before it answers."""
+    return lambda: tokens_revoked(event.jtis)

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .. import cooperative
-from ..auth import Actor
+from ..actor import Actor
 
 SocketKey = tuple[str, str]  # (namespace, sid)
 

@@ -23,10 +23,11 @@ import psycopg
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..auth import Actor, Session, session_from_token
+from ..actor import Actor
 from ..errors import AuthError, TokenExpired, TokenInvalid, TokenRevoked
 from ..extensions import db, socketio
 from ..services import tokens
+from ..services.tokens import Session, session_from_token
 from . import notify
 from .presence import Registry, SocketKey
 

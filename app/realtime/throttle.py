@@ -24,7 +24,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from ..auth import Actor
+from ..actor import Actor
 from ..errors import RateLimited
 from . import notify
 from .presence import SocketKey

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from ..auth import Actor
+from ..actor import Actor
 from ..extensions import db
 from ..models import ActivityLog
 from .access import require_member

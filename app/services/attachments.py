@@ -18,7 +18,7 @@ from typing import IO, Any
 from flask import current_app
 from sqlalchemy import select
 
-from ..auth import Actor
+from ..actor import Actor
 from ..errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationError
 from ..extensions import db
 from ..models import Attachment, utcnow

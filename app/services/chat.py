@@ -1,51 +1,61 @@
 """The task chat's writes: send, edit, delete.
 
 Each runs inside `chat_write` (see ordering.py): the task's write lock, checks
-under it, then the change and its activity entry in one transaction, commit,
-then the broadcast. A plain text message on PostgreSQL is all of that in one
+under it, then the change, its activity entry and its event in one transaction;
+the event is announced once that commits (app/aftercommit.py), still under the lock,
+so the rooms hear a task's changes in the order they were stored. A plain text message on PostgreSQL is all of that in one
 statement (chat_fast.py); anything else, or anything unusual, takes the path here.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from ..auth import Actor
+from .. import aftercommit
+from ..actor import Actor
 from ..errors import NO_SEND_PERMISSION, ClientIdReused, Forbidden, MessageDeleted, NotFound, ValidationError
 from ..extensions import db
 from ..models import Attachment, ChatMessage, MessageEdit, Reaction, TaskMember, utcnow
-from ..realtime import notify
 from . import activity, chat_fast, notifications, replies
 from .access import require_member
 from .attachments import describe, file_paths, remove_files
 from .chat_fast import StoredMessage
+from .events import MessageCreated, MessageDeleted, MessageUpdated
 from .ordering import chat_write, lock_for_chat, message_added
 
 MESSAGE_NOT_FOUND = "Message not found"
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A send's outcome: the message, and whether it was stored by an earlier
+    send with the same clientId (a retry), which stores and announces nothing."""
+
+    message: ChatMessage | StoredMessage
+    duplicate: bool = False
+
+
 def send_message(
     actor: Actor, task_id: int, *, message: str, attachments: list[int] | None = None,
     reply_to: int | None = None, client_id: str | None = None, mentions: list[int] | None = None,
-) -> ChatMessage | StoredMessage:
+) -> Sent:
     """Store a message once. A retry with the same clientId stores and announces
-    nothing and returns the message stored first, with `duplicate` set."""
+    nothing and returns the message stored first."""
     with chat_write(task_id):
         if not attachments and not mentions and reply_to is None:
             sent = chat_fast.send(actor, task_id, message, client_id)
             if sent is not None:
-                notify.message_created(sent)
-                notify.typing_ended(task_id, actor)
-                return sent
+                return Sent(sent)
         locked = lock_for_chat(task_id, actor.id)
         if not locked.member.can_comment:
             raise Forbidden(NO_SEND_PERMISSION)
         if client_id is not None and (first := _sent_before(actor, client_id, task_id)) is not None:
             db.session.rollback()  # gives the sequence number back
-            return first
+            return Sent(first, duplicate=True)
         if reply_to is not None:
             require_message_in_task(task_id, reply_to, "replyTo", "replyTo must be a message of the same task")
         mentioned = _check_mentions(task_id, mentions or [])
@@ -66,7 +76,8 @@ def send_message(
                 new_values=activity.sent_values(message, len(files), reply_to),
                 description=activity.sent_description(task_id),
             )
-            mentions_made = notifications.record_mentions(actor, chat)
+            aftercommit.record(MessageCreated(chat, actor))
+            notifications.record_mentions(actor, chat)
             db.session.commit()
         except IntegrityError:
             # The same clientId was stored meanwhile by another of the user's writers
@@ -75,12 +86,8 @@ def send_message(
             first = _sent_before(actor, client_id, task_id) if client_id is not None else None
             if first is None:
                 raise
-            return first
-        notify.message_created(chat)
-        notify.typing_ended(task_id, actor)
-        for notification in mentions_made:
-            notify.notification_created(notification)
-    return chat
+            return Sent(first, duplicate=True)
+    return Sent(chat)
 
 
 def _sent_before(actor: Actor, client_id: str, task_id: int) -> ChatMessage | None:
@@ -91,7 +98,6 @@ def _sent_before(actor: Actor, client_id: str, task_id: int) -> ChatMessage | No
         return None
     if first.task_id != task_id:
         raise ClientIdReused(details={"clientId": ["Already used for a message in another task."]})
-    first.duplicate = True
     return first
 
 
@@ -198,9 +204,9 @@ def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None =
             task_id=message.task_id, new_values={"message": text[:100]},
             description=f"Chat message edited in task {message.task_id}",
         )
-        db.session.commit()
-        notify.message_updated(message)
+        aftercommit.record(MessageUpdated(message))
         replies.announce(restamped)
+        db.session.commit()
     return message
 
 
@@ -236,8 +242,8 @@ def delete_message(actor: Actor, message_id: int, task_id: int | None = None) ->
             user_id=actor.id, action="deleted", entity_type="task_chat", entity_id=message.id,
             task_id=message.task_id, description=f"Chat message deleted in task {message.task_id}",
         )
+        aftercommit.record(MessageDeleted(message))
+        replies.announce(restamped)
         db.session.commit()
         remove_files(paths)
-        notify.message_deleted(message)
-        replies.announce(restamped)
     return message

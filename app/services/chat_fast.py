@@ -43,12 +43,13 @@ import orjson
 import psycopg
 from sqlalchemy.exc import IntegrityError
 
-from .. import hotdb
-from ..auth import Actor
+from .. import aftercommit, hotdb
+from ..actor import Actor
 from ..batches import Batcher
 from ..extensions import db
 from ..models import COMMENTING_ROLES, utcnow
 from . import activity
+from .events import MessageCreated
 
 _ROLES = ", ".join(f"'{role}'" for role in sorted(COMMENTING_ROLES))
 
@@ -129,7 +130,6 @@ class StoredMessage:
     edited_at: None = None
     deleted_at: None = None
     deleted: bool = False
-    duplicate: bool = False
 
 
 def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> StoredMessage | None:
@@ -145,20 +145,28 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
         # runs in that transaction, then commits it.
         try:
             rows = db.session.connection().exec_driver_sql(_SEND, _params([request])).all()
+            stored = _stored(actor, request, rows[0]) if rows else None
+            if stored is not None:
+                aftercommit.record(MessageCreated(stored, actor))
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
             return None  # refused by a constraint (its sender deleted meanwhile): the general path answers
-        row = rows[0] if rows else None
-    else:
-        row = hot.batcher("chat_send", lambda: _batcher(hot)).submit(request)
+        return stored
+    row = hot.batcher("chat_send", lambda: _batcher(hot)).submit(request)
     if row is None:
         return None
+    stored = _stored(actor, request, row)
+    aftercommit.committed(MessageCreated(stored, actor))  # the statement committed on its own
+    return stored
+
+
+def _stored(actor: Actor, request: dict[str, Any], row: tuple) -> StoredMessage:
     _n, message_id, previous_id, seq, first_name, last_name = row
     author = None if first_name is None else Author(actor.id, first_name, last_name)
     return StoredMessage(
-        id=message_id, task_id=task_id, user_id=actor.id, message=message, client_id=client_id,
-        previous_id=previous_id, version=seq, created_at=request["now"], user=author,
+        id=message_id, task_id=request["task_id"], user_id=actor.id, message=request["message"],
+        client_id=request["client_id"], previous_id=previous_id, version=seq, created_at=request["now"], user=author,
     )
 
 

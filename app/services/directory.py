@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import exists, select
 from sqlalchemy.orm import aliased
 
-from ..auth import Actor
+from ..actor import Actor
 from ..errors import NotFound
 from ..extensions import db
 from ..models import TaskMember, User

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..auth import Actor
+from ..actor import Actor
 from ..errors import MessageDeleted
 from ..extensions import db
 from ..models import ChatMessage, MessageEdit

@@ -10,13 +10,14 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..auth import Actor
+from .. import aftercommit
+from ..actor import Actor
 from ..errors import NO_TASK_ACCESS, Conflict, Forbidden, NotFound
 from ..extensions import db
 from ..models import ActivityLog, ChatMessage, TaskMember
-from ..realtime import notify
-from . import activity, directory, notifications
+from . import accounts, activity, directory, notifications
 from .access import membership, require_member, require_permission
+from .events import MemberChanged, MemberRemoved
 from .ordering import lock_for_members
 
 _MANAGE = "Only the task owner can manage members"
@@ -95,14 +96,13 @@ def add_member(
         user_id=actor.id, action="member_added", entity_type="task_member", entity_id=user.id, task_id=task_id,
         new_values={"userId": user.id, "role": role}, description=f"Added {user.display_name} as {role}",
     )
-    told = notifications.record_added(actor, member)
+    aftercommit.record(MemberChanged("added", member))
+    notifications.record_added(actor, member)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise Conflict("This user is already a member of the task") from None
-    notify.member_changed(task_id, "added", member)
-    notify.notification_created(told)
     return member
 
 
@@ -117,8 +117,8 @@ def update_member(actor: Actor, task_id: int, user_id: int, *, role: str) -> Tas
         old_values={"role": old_role}, new_values={"role": role},
         description=f"Changed {member.user.display_name} from {old_role} to {role}",
     )
+    aftercommit.record(MemberChanged("updated", member))
     db.session.commit()
-    notify.member_changed(task_id, "updated", member)
     return member
 
 
@@ -126,8 +126,7 @@ def remove_member(actor: Actor, task_id: int, user_id: int) -> None:
     """The owner removes anyone; any member may remove themself (leave the task)."""
     lock_for_members(task_id)
     member = _changeable(actor, task_id, user_id, ends_ownership=True, may_change_self=True)
-    # Read before the delete: the row and its user are gone after the commit.
-    removed, gone = Actor.of(member.user), notify.member_payload(member)
+    aftercommit.record(MemberRemoved(member, accounts.actor_of(member.user)))
     activity.record(
         user_id=actor.id, action="member_removed", entity_type="task_member", entity_id=user_id, task_id=task_id,
         old_values={"userId": user_id, "role": member.role},
@@ -135,4 +134,3 @@ def remove_member(actor: Actor, task_id: int, user_id: int) -> None:
     )
     db.session.delete(member)
     db.session.commit()
-    notify.member_removed(task_id, removed, gone)

@@ -6,30 +6,33 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, func, select, update
 
-from ..auth import Actor
+from .. import aftercommit
+from ..actor import Actor
 from ..errors import ValidationError
 from ..extensions import db
 from ..models import ChatMessage, Notification, TaskMember, utcnow
+from .events import NotificationCreated
 
 
-def record_mentions(actor: Actor, message: ChatMessage) -> list[Notification]:
-    """One notification per mentioned member, in the sender's transaction. Mentioning yourself notifies nobody."""
-    made = [
-        Notification(user_id=user_id, type="mention", task_id=message.task_id, message_id=message.id,
-                     from_user_id=actor.id)
-        for user_id in message.mentions if user_id != actor.id
-    ]
-    db.session.add_all(made)
-    return made
+def record_mentions(actor: Actor, message: ChatMessage) -> None:
+    """One notification per mentioned member, in the sender's transaction; each user
+    hears of theirs once it commits. Mentioning yourself notifies nobody."""
+    for user_id in message.mentions:
+        if user_id != actor.id:
+            _store(Notification(user_id=user_id, type="mention", task_id=message.task_id, message_id=message.id,
+                                from_user_id=actor.id))
 
 
-def record_added(actor: Actor, member: TaskMember) -> Notification:
+def record_added(actor: Actor, member: TaskMember) -> None:
     """The added user's notification, in the adder's transaction: nobody is put in a
     task without hearing of it."""
-    made = Notification(user_id=member.user_id, type="added_to_task", task_id=member.task_id,
-                        from_user_id=actor.id)
-    db.session.add(made)
-    return made
+    _store(Notification(user_id=member.user_id, type="added_to_task", task_id=member.task_id,
+                        from_user_id=actor.id))
+
+
+def _store(notification: Notification) -> None:
+    db.session.add(notification)
+    aftercommit.record(NotificationCreated(notification))
 
 
 @dataclass

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from sqlalchemy import delete
 
-from ..auth import Actor
+from .. import aftercommit
+from ..actor import Actor
 from ..errors import NO_SEND_PERMISSION, Forbidden, ValidationError
 from ..extensions import db
 from ..models import ChatMessage, Reaction
-from ..realtime import notify
 from .chat import changing, locate
+from .events import ReactionUpdated
 
 
 # A reaction is removed over REST by naming its emoji in the URL path. A path segment
@@ -49,6 +50,6 @@ def _change(actor: Actor, message_id: int, emoji: str, task_id: int | None, *, a
                 Reaction.message_id == message.id, Reaction.user_id == actor.id, Reaction.emoji == emoji
             ))
         message.version = seq
+        aftercommit.record(ReactionUpdated(message, emoji, actor, "added" if add else "removed"))
         db.session.commit()
-        notify.reaction_updated(message, emoji, actor, "added" if add else "removed")
     return message

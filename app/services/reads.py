@@ -5,12 +5,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select, update
 
-from ..auth import Actor
+from .. import aftercommit
+from ..actor import Actor
 from ..extensions import db
 from ..models import ChatMessage, TaskMember
-from ..realtime import notify
 from .access import require_member
 from .chat import require_message_in_task
+from .events import ReadUpdated
 
 
 def unread_query(task_id, user_id, last_read_id) -> Select:
@@ -52,9 +53,9 @@ def mark_read(actor: Actor, task_id: int, message_id: int) -> ReadState:
         .where(TaskMember.task_id == task_id, TaskMember.user_id == actor.id, TaskMember.last_read_id < message_id)
         .values(last_read_id=message_id)
     ).rowcount == 1
-    db.session.commit()
     db.session.refresh(member)
     state = ReadState(task_id=task_id, last_read_id=member.last_read_id, unread_count=unread_count(member))
-    if moved:
-        notify.read_updated(actor.id, state)
+    if moved:  # the user's other devices hear it; this one has its answer
+        aftercommit.record(ReadUpdated(actor.id, task_id, state.last_read_id, state.unread_count))
+    db.session.commit()
     return state

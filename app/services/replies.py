@@ -9,7 +9,7 @@ say so like any other change:
 - in the parent's transaction, each reply takes the change's number as its
   `version`, which also puts it in the catch-up's `updated` (history.catch_up
   finds changes by version);
-- after the commit, the room hears each reply's new state as `message_updated`.
+- once that commits, the room hears each reply's new state as `message_updated`.
 
 Otherwise a copy of a reply held by a client would keep the parent's old words,
 or a deleted message's words, at a version that nothing ever outbids.
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
+from .. import aftercommit
 from ..extensions import db
 from ..models import ChatMessage
-from ..realtime import notify
+from .events import MessageUpdated
 
 
 def restamp(parent: ChatMessage, seq: int, quoted_before: str | None) -> list[int]:
@@ -37,9 +38,10 @@ def restamp(parent: ChatMessage, seq: int, quoted_before: str | None) -> list[in
 
 
 def announce(reply_ids: list[int]) -> None:
-    """After the commit: the room gets each reply's new state, oldest first."""
+    """In the parent's transaction, after its own event: once it commits, the room
+    gets each reply's new state, oldest first."""
     if not reply_ids:
         return
     replies = db.session.scalars(select(ChatMessage).where(ChatMessage.id.in_(reply_ids)).order_by(ChatMessage.id))
     for reply in replies:
-        notify.message_updated(reply)
+        aftercommit.record(MessageUpdated(reply))

@@ -1,18 +1,20 @@
 """Tasks: create, read, update, delete. The creator becomes the owner."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
-from ..auth import Actor
+from .. import aftercommit
+from ..actor import Actor
 from ..extensions import db
 from ..models import Attachment, Task, TaskMember
-from ..realtime import notify
 from . import activity, reads
 from .access import require_member, require_permission
 from .attachments import file_paths, remove_files
+from .events import TaskDeleted, TaskUpdated
 from .ordering import lock_for_members
 
 _EDITABLE = ("title", "description", "status")
@@ -22,7 +24,16 @@ def task_values(task: Task) -> dict[str, Any]:
     return {field: getattr(task, field) for field in _EDITABLE}
 
 
-def create_task(actor: Actor, *, title: str, description: str = "", status: str = "todo") -> TaskMember:
+@dataclass(frozen=True)
+class MyTask:
+    """A task as one member sees it: the task, their role, and what they have not read."""
+
+    task: Task
+    role: str
+    unread_count: int
+
+
+def create_task(actor: Actor, *, title: str, description: str = "", status: str = "todo") -> MyTask:
     task = Task(title=title, description=description, status=status, created_by=actor.id)
     owner = TaskMember(task=task, user_id=actor.id, role="owner")
     db.session.add_all([task, owner])
@@ -32,11 +43,11 @@ def create_task(actor: Actor, *, title: str, description: str = "", status: str 
         new_values=task_values(task), description=f'Created task "{title}"',
     )
     db.session.commit()
-    return owner
+    return MyTask(task, owner.role, 0)
 
 
-def my_tasks(actor: Actor) -> list[TaskMember]:
-    """The actor's memberships, newest task first; each carries its task and unread count."""
+def my_tasks(actor: Actor) -> list[MyTask]:
+    """The tasks the actor is a member of, newest first."""
     rows = db.session.execute(
         select(TaskMember, reads.unread_column())
         .join(TaskMember.task)
@@ -44,20 +55,15 @@ def my_tasks(actor: Actor) -> list[TaskMember]:
         .where(TaskMember.user_id == actor.id)
         .order_by(Task.id.desc())
     )
-    members = []
-    for member, unread in rows:
-        member.unread_count = unread
-        members.append(member)
-    return members
+    return [MyTask(member.task, member.role, unread) for member, unread in rows]
 
 
-def get_task(actor: Actor, task_id: int) -> TaskMember:
+def get_task(actor: Actor, task_id: int) -> MyTask:
     member = require_member(task_id, actor.id)
-    member.unread_count = reads.unread_count(member)
-    return member
+    return MyTask(member.task, member.role, reads.unread_count(member))
 
 
-def update_task(actor: Actor, task_id: int, changes: dict[str, Any]) -> TaskMember:
+def update_task(actor: Actor, task_id: int, changes: dict[str, Any]) -> MyTask:
     member = require_permission(task_id, actor.id, "can_edit", "You do not have permission to edit this task")
     task = member.task
     old = task_values(task)
@@ -70,9 +76,9 @@ def update_task(actor: Actor, task_id: int, changes: dict[str, Any]) -> TaskMemb
             old_values={k: old[k] for k in changed}, new_values=changed,
             description=f"Updated {', '.join(sorted(changed))}",
         )
+        aftercommit.record(TaskUpdated(task, sorted(changed), actor))
         db.session.commit()
-        notify.task_updated(task, sorted(changed), actor)
-    return member
+    return MyTask(task, member.role, reads.unread_count(member))
 
 
 def delete_task(actor: Actor, task_id: int) -> None:
@@ -90,6 +96,6 @@ def delete_task(actor: Actor, task_id: int) -> None:
     # The files go with the task; their paths are read before the rows are gone.
     paths = file_paths(list(db.session.scalars(select(Attachment).where(Attachment.task_id == task_id))))
     db.session.delete(task)
+    aftercommit.record(TaskDeleted(task_id, title, actor))
     db.session.commit()
     remove_files(paths)
-    notify.task_deleted(task_id, title, actor)

@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .masking import loggable
+
 ENVIRONMENTS = ("development", "production", "testing")
 DEV_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://localhost:3001")
@@ -275,47 +277,14 @@ def load_config(env: Mapping[str, str] | None = None, instance_path: str | None 
     }
 
 
-# ---- the settings as they may be logged ----------------------------------------------
+# ---- the settings as they may be logged (app/masking.py hides the secrets) ----------------
 # Documentation-only keys, left out of the log line.
 _NOT_LOGGED = frozenset({
     "API_TITLE", "API_VERSION", "OPENAPI_VERSION", "OPENAPI_URL_PREFIX", "OPENAPI_JSON_PATH",
 })
-# Names whose values are secrets: shown as "***" (so the log says they are set), never their value.
-_SECRET_NAME = re.compile(r"SECRET|PASSWORD(?!_HASH)|PASSWD|CREDENTIAL|PRIVATE|_KEY$|^KEY$")
-_URL_PASSWORD = re.compile(r"^([\w+.-]+://[^:/@]*):[^?#]*@")
-# A query parameter such as ?password=... (libpq reads it) or ?sslpassword=...
-_SECRET_QUERY = re.compile(r"([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=)[^&#]*", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """A URL with its password replaced by ***, the rest as written. The user part's
-    password is taken to run to the last @ before the query (a stray @ or / in it hides
-    more, never less); a query parameter such as ?password= or ?sslpassword= too."""
-    return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
-
-
-def _loggable(value: Any) -> str:
-    if isinstance(value, str):
-        return redact_url(value) if "://" in value else value
-    if isinstance(value, (frozenset, set)):
-        return ",".join(sorted(map(str, value)))
-    if isinstance(value, (list, tuple)):
-        return ",".join(_loggable(v) for v in value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_loggable(v)}" for k, v in value.items()) + "}"
-    return str(value)
 
 
 def loggable_settings(config: Mapping[str, Any]) -> dict[str, str]:
     """The effective settings as text that may be logged: secret keys as `***`, the
     password of every URL (database, Redis) masked. Keys in name order."""
-    view = {}
-    for name in sorted(config):
-        if name in _NOT_LOGGED:
-            continue
-        value = config[name]
-        if _SECRET_NAME.search(name):
-            view[name] = "***" if value else "(not set)"
-        else:
-            view[name] = _loggable(value)
-    return view
+    return {name: loggable(name, config[name]) for name in sorted(config) if name not in _NOT_LOGGED}

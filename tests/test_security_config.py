@@ -139,9 +139,11 @@ def test_the_loggable_view_has_no_secrets():
         assert secret not in text
     assert view["SECRET_KEY"] == view["JWT_SECRET_KEY"] == "***"
     assert view["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://taskchat:***@db.internal:5432/taskchat"
+    assert view["DATABASE_URL"] == view["SQLALCHEMY_DATABASE_URI"]
     assert view["REDIS_URL"] == view["RATELIMIT_STORAGE_URI"] == "redis://:***@cache.internal:6379/0"
     assert view["CORS_ORIGINS"] == "https://app.example.com"
     assert view["LOGIN_RATE_LIMIT_ACCOUNT"] == DEFAULT_LOGIN_RATE_LIMIT_ACCOUNT
+    assert "API_TITLE" not in view and "OPENAPI_URL_PREFIX" not in view, "documentation-only keys are left out"
 
 
 @pytest.fixture

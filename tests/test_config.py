@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from app.config import (
-    DEFAULT_CORS_ORIGINS, ConfigError, load_config, parse_duration, parse_mime_types, parse_origins,
+    DEFAULT_CORS_ORIGINS, SETTINGS, ConfigError, load_config, parse_duration, parse_mime_types, parse_origins,
 )
 
 STRONG = "s" * 40
@@ -151,3 +151,74 @@ def test_typing_durations_are_parsed(name, text, seconds):
 def test_malformed_typing_durations_are_refused(name, text):
     with pytest.raises(ConfigError, match=name):
         load_config({name: text})
+
+
+# ---- the table: one row a setting, its name the environment variable and the config key ----------
+def test_every_setting_is_a_config_key_under_its_own_name():
+    config = load_config({})
+    names = [setting.name for setting in SETTINGS]
+    assert len(names) == len(set(names))
+    assert set(names) <= set(config)
+
+
+def test_former_names_are_not_setting_names():
+    names = {setting.name for setting in SETTINGS}
+    legacy = [setting.legacy for setting in SETTINGS if setting.legacy]
+    assert len(legacy) == len(set(legacy)) and not names & set(legacy)
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("JWT_ACCESS_TOKEN_EXPIRES", "15m", timedelta(minutes=15)),
+    ("JWT_REFRESH_TOKEN_EXPIRES", "2d", timedelta(days=2)),
+    ("TYPING_THROTTLE_SECONDS", "500ms", 0.5),
+    ("TYPING_TIMEOUT_SECONDS", "1m", 60.0),
+    ("AUTH_SWEEP_SECONDS", "2s", 2.0),
+    ("DATABASE_POOL_SIZE", "5", 5),
+    ("ALLOW_SQLITE_IN_PRODUCTION", "yes", True),
+])
+def test_each_setting_is_read_from_its_own_name(name, text, expected):
+    assert load_config({name: text})[name] == expected
+
+
+# Each former name, a value for it, and the setting it sets.
+LEGACY = {
+    "JWT_SECRET": ("JWT_SECRET_KEY", "from-the-old-env", "from-the-old-env"),
+    "JWT_EXPIRES_IN": ("JWT_ACCESS_TOKEN_EXPIRES", "15m", timedelta(minutes=15)),
+    "JWT_REFRESH_EXPIRES_IN": ("JWT_REFRESH_TOKEN_EXPIRES", "2d", timedelta(days=2)),
+    "TYPING_THROTTLE": ("TYPING_THROTTLE_SECONDS", "0.2s", 0.2),
+    "TYPING_TIMEOUT": ("TYPING_TIMEOUT_SECONDS", "60s", 60.0),
+    "AUTH_SWEEP_INTERVAL": ("AUTH_SWEEP_SECONDS", "3s", 3.0),
+}
+
+
+def test_every_former_name_is_covered_here():
+    assert {setting.legacy: setting.name for setting in SETTINGS if setting.legacy} == {
+        old: new for old, (new, _, _) in LEGACY.items()}
+
+
+@pytest.mark.parametrize(("old", "new", "text", "expected"), [(old, *row) for old, row in LEGACY.items()])
+def test_former_names_are_still_accepted(old, new, text, expected):
+    assert load_config({old: text})[new] == expected
+
+
+@pytest.mark.parametrize(("old", "new"), [(old, new) for old, (new, _, _) in LEGACY.items()])
+def test_the_new_name_wins_over_the_former_one(old, new):
+    unset = load_config({})[new]
+    config = load_config({new: "123", old: "456"})
+    assert config[new] != unset and config[new] == load_config({new: "123"})[new]
+    # An empty new name counts as unset: the former one is read.
+    assert load_config({new: "", old: "456"})[new] == load_config({old: "456"})[new] != unset
+
+
+@pytest.mark.parametrize(("old", "text"), [("JWT_EXPIRES_IN", "soon"), ("TYPING_THROTTLE", "-1s"),
+                                           ("AUTH_SWEEP_INTERVAL", "often")])
+def test_a_malformed_former_name_is_refused_under_that_name(old, text):
+    with pytest.raises(ConfigError, match=f"^{old}: "):
+        load_config({old: text})
+
+
+def test_postgresql_pool_settings_reach_the_engine_options():
+    options = load_config({"DATABASE_URL": "postgresql://db/taskchat", "DATABASE_POOL_SIZE": "7",
+                           "DATABASE_MAX_OVERFLOW": "3", "PGCONNECT_TIMEOUT": "5"})["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert (options["pool_size"], options["max_overflow"], options["connect_args"]) == (7, 3, {"connect_timeout": 5})
+    assert load_config({"DATABASE_POOL_SIZE": "7"})["SQLALCHEMY_ENGINE_OPTIONS"] == {"hide_parameters": True}

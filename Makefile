@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test serve-prod migrate clean bench bench-baseline
+.PHONY: run test lint serve-prod migrate clean bench bench-baseline
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ run: migrate
 ## The test suite (SQLite unless DATABASE_URL names another database).
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The linters, as CI runs them (settings in pyproject.toml): ruff on all the Python code,
+## mypy on app/, and import-linter's contracts between the packages of app/.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 ## Production server, as it runs in production (gevent-websocket worker).
 serve-prod: migrate
@@ -56,4 +63,4 @@ bench-baseline: $(VENV)/.installed-bench bench/loadgen/node_modules/.installed
 		--product-venv $(VENV) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

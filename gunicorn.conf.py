@@ -13,7 +13,7 @@ import os
 # several percent of the worker's CPU under load. Read when gevent is imported.
 os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
 
-from gevent import monkey  # noqa: E402
+from gevent import monkey
 
 monkey.patch_all()
 

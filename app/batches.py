@@ -104,7 +104,7 @@ class Batcher(Generic[T, R]):
                 results: Sequence[Any] = self._run([r.item for r in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"{len(results)} results for a batch of {len(batch)}")
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - an error of `run` is every caller's (see above)
                 results = [error] * len(batch)
             except BaseException:
                 # The leader itself is being stopped: the others hear an error,
@@ -112,7 +112,7 @@ class Batcher(Generic[T, R]):
                 for request in batch:
                     request.error = RuntimeError("the batch was interrupted")
                 raise
-            for request, result in zip(batch, results):
+            for request, result in zip(batch, results, strict=True):  # same length: checked above
                 if isinstance(result, BaseException):
                     request.error = result
                 else:

@@ -25,7 +25,7 @@ class _Expired(Exception):
     pass
 
 
-def wait_gevent(gen: Any, fileno: int, interval: float | None = 0.0, timeout: float | None = None) -> Any:
+def wait_gevent(gen: Any, fileno: int, interval: float | None = 0.0, timeout: float | None = None) -> Any:  # noqa: ARG001 (psycopg's signature)
     """`psycopg.waiting.wait`, on a gevent I/O watcher.
 
     `interval` (psycopg's periodic wake-up, for Ctrl-C in a blocking program) is not

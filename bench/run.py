@@ -132,7 +132,7 @@ def postmaster_pid(pg: str) -> int:
     try:
         datadir = pg_exec(pg, "postgres", "SHOW data_directory", fetch=True)[0][0]
         return int(Path(datadir, "postmaster.pid").read_text().split()[0])
-    except Exception:
+    except Exception:  # noqa: BLE001 - without the pid (0) the runs leave PostgreSQL's CPU out
         return 0
 
 
@@ -180,7 +180,8 @@ def versions(product_py: str, pg: str, node_dir: Path, product_dir: Path) -> dic
     except Exception as err:  # noqa: BLE001
         out["postgresql"] = f"unavailable: {err}"
     try:
-        commit = run(["git", "-C", str(product_dir), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        commit = run(["git", "-C", str(product_dir), "rev-parse", "--short", "HEAD"],
+                     capture_output=True, text=True).stdout.strip()
         dirty = run(["git", "-C", str(product_dir), "status", "--porcelain", "--untracked-files=no"],
                     capture_output=True, text=True).stdout.strip()
         out["product_commit"] = commit + (" (with uncommitted changes)" if dirty else "")
@@ -316,7 +317,8 @@ class Bench:
             run(cmd, cwd=self.product_dir, env=env, capture_output=True)
             if sc["db"] == "postgresql":
                 settle(self.pg, "bench_py")
-            self.commands["seed product"] = " ".join(["DATABASE_URL=…", "flask", *cmd[1:]] if self.has_bench_seed else cmd)
+            self.commands["seed product"] = " ".join(
+                ["DATABASE_URL=…", "flask", *cmd[1:]] if self.has_bench_seed else cmd)
         elif target == "node":
             ensure_database(self.pg, "bench_node")
             env = base_env() | {"DATABASE_URL": f"{self.pg}/bench_node"}
@@ -333,17 +335,20 @@ class Bench:
             cmd = [str(self.venv / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
             shown = {k: ("…" if "SECRET" in k else v) for k, v in env.items() if k not in base_env()}
             self.commands[f"product ({sc['db']})"] = (
-                " ".join(f"{k}={v}" for k, v in shown.items()) + f" {self.venv}/bin/gunicorn -c gunicorn.conf.py wsgi:app"
+                " ".join(f"{k}={v}" for k, v in shown.items())
+                + f" {self.venv}/bin/gunicorn -c gunicorn.conf.py wsgi:app"
                 + f"   # cwd {self.product_dir}")
             return Server("product", cmd, self.product_dir, env, port, logfile)
         if target == "floor":
             env = base_env() | {"JWT_SECRET_KEY": self.secret, "APP_HOST": "127.0.0.1", "APP_PORT": str(port)}
             cmd = [str(self.harness_venv / "bin" / "gunicorn"), "-c", "bench/floor.conf.py", "bench.floor:app"]
-            self.commands["floor"] = f"JWT_SECRET_KEY=… APP_PORT={port} .venv/bin/gunicorn -c bench/floor.conf.py bench.floor:app"
+            self.commands["floor"] = (f"JWT_SECRET_KEY=… APP_PORT={port} "
+                                      ".venv/bin/gunicorn -c bench/floor.conf.py bench.floor:app")
             return Server("floor", cmd, REPO, env, port, logfile)
         env = base_env() | {"PORT": str(port), "HOST": "127.0.0.1", "JWT_SECRET": self.secret,
                             "DATABASE_URL": f"{self.pg}/bench_node"}
-        self.commands["node"] = f"PORT={port} HOST=127.0.0.1 JWT_SECRET=… DATABASE_URL={self.pg}/bench_node node server.js   # cwd: a copy of node-seed after npm ci"
+        self.commands["node"] = (f"PORT={port} HOST=127.0.0.1 JWT_SECRET=… DATABASE_URL={self.pg}/bench_node "
+                                 "node server.js   # cwd: a copy of node-seed after npm ci")
         return Server("node", ["node", "server.js"], self.node_dir, env, port, logfile)
 
     # -- one run --
@@ -433,7 +438,8 @@ class Bench:
         self.profile_raw = raw
         cmd = [str(pyspy), "record", "--pid", str(srv.worker_pid()), "--duration", str(int(duration)),
                "--rate", "200", "--format", "raw", "--output", str(raw), "--nonblocking", "--gil"]
-        self.commands["profile"] = " ".join(cmd[:3] + ["<gunicorn worker pid>"] + cmd[4:]).replace(str(raw), "<out>.txt")
+        self.commands["profile"] = " ".join(cmd[:3] + ["<gunicorn worker pid>"] + cmd[4:]).replace(
+            str(raw), "<out>.txt")
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.out / f"{tag}.pyspy.log", "wb"))
 
 
@@ -596,7 +602,8 @@ def figures_table(med: dict) -> list[str]:
     for sc, label, path, unit, higher in FIGURES:
         cells = {t: get(med, f"{sc}.{t}") or {} for t in TARGETS}
         vals = {t: cells[t].get(path) for t in TARGETS}
-        rows.append(f"| {label} | {fmt(vals['product'], unit)} | {fmt(vals['floor'], unit)} | {fmt(vals['node'], unit)} "
+        rows.append(f"| {label} | {fmt(vals['product'], unit)} | {fmt(vals['floor'], unit)} "
+                    f"| {fmt(vals['node'], unit)} "
                     f"| {ratio(vals['product'], vals['floor'])} | {ratio(vals['product'], vals['node'])} "
                     f"| {'higher' if higher else 'lower'} |")
     for sc, label, paths, unit in DETAILS:
@@ -610,17 +617,21 @@ def extras_table(results: list[dict]) -> list[str]:
     extra = [complete(r) for r in results if not SCENARIOS.get(r["scenario"], {}).get("main")]
     if not extra:
         return []
-    rows = ["| scenario | target | db | connected ok/failed | conn/s | joined ok/failed | msg/s | lost / missing / expected | dup | e2e p99 | CPU/msg | RSS/conn | join p99 |",
+    rows = ["| scenario | target | db | connected ok/failed | conn/s | joined ok/failed | msg/s "
+            "| lost / missing / expected | dup | e2e p99 | CPU/msg | RSS/conn | join p99 |",
             "|---|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in extra:
         rows.append(
-            f"| {r['scenario']} | {r['target']} | {r.get('database')} | {get(r, 'connect.ok')}/{get(r, 'connect.failed')} "
+            f"| {r['scenario']} | {r['target']} | {r.get('database')} "
+            f"| {get(r, 'connect.ok')}/{get(r, 'connect.failed')} "
             f"| {fmt(get(r, 'connect.perSecond'))} "
             f"| {get(r, 'join.ok')}/{get(r, 'join.failed')} | {fmt(get(r, 'send.acksPerSecond'))} "
-            f"| {get(r, 'deliveries.lost')} / {get(r, 'deliveries.missing')} / {get(r, 'deliveries.expected')} | {get(r, 'deliveries.duplicated')} "
+            f"| {get(r, 'deliveries.lost')} / {get(r, 'deliveries.missing')} / {get(r, 'deliveries.expected')} "
+            f"| {get(r, 'deliveries.duplicated')} "
             f"| {fmt(get(r, 'deliveries.latencyMs.p99'), 'ms')} | {fmt(get(r, 'server.cpuPerMessageMs'), 'ms')} "
             f"| {fmt(get(r, 'server.rssPerConnectionKb'), 'KiB')} | {fmt(get(r, 'join.latencyMs.p99'), 'ms')} |")
-    notes = [f"- {r['scenario']} {r['target']}: connect errors {get(r, 'connect.errors')}, join errors {get(r, 'join.errors')}, "
+    notes = [f"- {r['scenario']} {r['target']}: connect errors {get(r, 'connect.errors')}, "
+             f"join errors {get(r, 'join.errors')}, "
              f"send errors {get(r, 'send.errors')}, unexpected disconnects {r.get('unexpectedDisconnects')}"
              for r in extra if get(r, "connect.failed") or get(r, "join.failed") or get(r, "send.failed")
              or r.get("unexpectedDisconnects")]
@@ -629,16 +640,19 @@ def extras_table(results: list[dict]) -> list[str]:
 
 def runs_table(results: list[dict]) -> list[str]:
     results = [complete(r) for r in results]
-    rows = ["| run | msg/s | CPU/msg | RSS/conn | conn/s | e2e p50 | e2e p99 | lost / missing | failed / unacked sends | errors |",
+    rows = ["| run | msg/s | CPU/msg | RSS/conn | conn/s | e2e p50 | e2e p99 | lost / missing "
+            "| failed / unacked sends | errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         if not SCENARIOS.get(r["scenario"], {}).get("main"):
             continue
         errs = {**(get(r, "connect.errors") or {}), **(get(r, "join.errors") or {}), **(get(r, "send.errors") or {})}
         rows.append(f"| {r['scenario']} {r['target']} r{r['round']} | {fmt(get(r, 'send.acksPerSecond'))} "
-                    f"| {fmt(get(r, 'server.cpuPerMessageMs'), 'ms')} | {fmt(get(r, 'server.rssPerConnectionKb'), 'KiB')} "
+                    f"| {fmt(get(r, 'server.cpuPerMessageMs'), 'ms')} "
+                    f"| {fmt(get(r, 'server.rssPerConnectionKb'), 'KiB')} "
                     f"| {fmt(get(r, 'connect.perSecond'))} | {fmt(get(r, 'deliveries.latencyMs.p50'), 'ms')} "
-                    f"| {fmt(get(r, 'deliveries.latencyMs.p99'), 'ms')} | {get(r, 'deliveries.lost')} / {get(r, 'deliveries.missing')} "
+                    f"| {fmt(get(r, 'deliveries.latencyMs.p99'), 'ms')} "
+                    f"| {get(r, 'deliveries.lost')} / {get(r, 'deliveries.missing')} "
                     f"| {get(r, 'send.failed')} / {get(r, 'send.unacked')} | {errs or ''} |")
     return rows
 
@@ -668,7 +682,8 @@ def chart(med: dict, base_med: dict | None, path: Path) -> bool:
         log("matplotlib is not installed (requirements-bench.txt): no chart")
         return False
     labels = [label for _, label, _, _, _ in FIGURES]
-    series = [("product vs Node", oriented(med, "node"), "#d62728"), ("product vs floor", oriented(med, "floor"), "#1f77b4")]
+    series = [("product vs Node", oriented(med, "node"), "#d62728"),
+              ("product vs floor", oriented(med, "floor"), "#1f77b4")]
     if base_med:
         series.insert(0, ("baseline product vs Node", oriented(base_med, "node"), "#ff9896"))
     fig, ax = plt.subplots(figsize=(11, 5.5))
@@ -677,7 +692,7 @@ def chart(med: dict, base_med: dict | None, path: Path) -> bool:
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(labels))]
         ys = [v if v else 0 for v in values]
         ax.bar(xs, ys, width, label=name, color=color)
-        for x, v in zip(xs, values):
+        for x, v in zip(xs, values, strict=True):  # one of each per figure
             ax.text(x, (v or 1) * 1.08 if v else 1, f"{v:.2g}" if v else "n/a", ha="center", fontsize=7, rotation=90,
                     va="bottom")
     ax.axhline(1.0, color="black", linewidth=0.8)
@@ -720,7 +735,8 @@ def write_report(args: argparse.Namespace, results: list[dict], med: dict, meta:
         "said otherwise), on the same machine; CPU and RSS are the server's process tree read from `/proc`.", "",
         "Scenarios:", "",
     ]
-    lines += [f"- **{n}**: {sc['what']}" + (f"; send phase {scenario_settings(n, args)['duration']} s, drain ≤ {scenario_settings(n, args)['drain']} s"
+    lines += [f"- **{n}**: {sc['what']}" + (f"; send phase {scenario_settings(n, args)['duration']} s, "
+                                             f"drain ≤ {scenario_settings(n, args)['drain']} s"
                                              if sc["mode"] != "none" else "") for n, sc in SCENARIOS.items()
               if n in meta["scenarios"]]
     if any(SCENARIOS[n].get("main") for n in med):
@@ -728,9 +744,9 @@ def write_report(args: argparse.Namespace, results: list[dict], med: dict, meta:
     lines += ["", "CPU per message is the server's process tree, whole run (connect, join, idle, send, drain) "
               "divided by the acked messages; RSS per connection is (RSS after every client joined and idled − "
               "RSS before connecting) / joined clients. End-to-end latency is from the send to `new_message` at "
-              "every member of the task. *Lost*: deliveries of acked messages that never arrived; *missing*: deliveries of "
-              "every message sent and not refused (acked, or still unanswered when the load generator gave up after the "
-              "drain) that had not arrived by then. "
+              "every member of the task. *Lost*: deliveries of acked messages that never arrived; "
+              "*missing*: deliveries of every message sent and not refused (acked, or still unanswered "
+              "when the load generator gave up after the drain) that had not arrived by then. "
               "PostgreSQL CPU counts every backend of the cluster (other users of it included)."]
     if has_chart:
         lines += ["", "![ratios](ratios.png)", ""]
@@ -745,7 +761,8 @@ def write_report(args: argparse.Namespace, results: list[dict], med: dict, meta:
         for sc, label, path, unit, _ in FIGURES:
             a = get(base["medians"], f"{sc}.product") or {}
             b = get(med, f"{sc}.product") or {}
-            lines.append(f"| {label} | {fmt(a.get(path), unit)} | {fmt(b.get(path), unit)} | {ratio(b.get(path), a.get(path))} |")
+            lines.append(f"| {label} | {fmt(a.get(path), unit)} | {fmt(b.get(path), unit)} "
+                         f"| {ratio(b.get(path), a.get(path))} |")
     et = extras_table(results)
     if et:
         lines += ["", "## Other targets", ""] + et
@@ -759,7 +776,8 @@ def write_report(args: argparse.Namespace, results: list[dict], med: dict, meta:
     else:
         lines += ["(no profile in this run: `--profile`)"]
     lines += ["", "## Machine and versions", "",
-              f"- {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, open files limit {m['nofile']}",
+              f"- {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+              f"open files limit {m['nofile']}",
               f"- product {v.get('product_commit')}: " + ", ".join(f"{k} {x}" for k, x in v["python"].items()),
               f"- Node {v['node']}; Node peer: " + ", ".join(f"{k} {x}" for k, x in v["node_peer"].items()),
               "- load generator: " + ", ".join(f"{k} {x}" for k, x in v["loadgen"].items()),
@@ -776,7 +794,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="1 round, short phases, S1 and S2 only")
     ap.add_argument("--only", default=",".join(TARGETS), help="targets, comma list: product,floor,node")
-    ap.add_argument("--scenarios", default=None, help=f"comma list of {', '.join(SCENARIOS)} (default: all; quick: S1,S2)")
+    ap.add_argument("--scenarios", default=None,
+                    help=f"comma list of {', '.join(SCENARIOS)} (default: all; quick: S1,S2)")
     ap.add_argument("--duration", type=float, help="send phase seconds (every scenario)")
     ap.add_argument("--drain", type=float, help="seconds to wait for the last deliveries")
     ap.add_argument("--profile", action="store_true", help="one more product S1 run under py-spy")

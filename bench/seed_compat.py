@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.getcwd())
-from app import create_app  # noqa: E402  (the checkout's own package)
+from app import create_app  # the checkout's own package, from the path set just above
 
 cli_path, users, tasks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 spec = importlib.util.spec_from_file_location("app._bench_cli", cli_path)

@@ -80,7 +80,8 @@ def upgrade():
 
     with op.batch_alter_table('task_chat', schema=None) as batch_op:
         batch_op.add_column(sa.Column('client_id', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('mentions', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), server_default='[]', nullable=False))
+        batch_op.add_column(sa.Column('mentions', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'),
+                                      server_default='[]', nullable=False))
         batch_op.add_column(sa.Column('previous_id', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('seq', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('version', sa.Integer(), server_default='0', nullable=False))

@@ -25,7 +25,8 @@ def upgrade():
         batch_op.add_column(sa.Column('last_message_id', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('members_version', sa.Integer(), server_default='0', nullable=False))
     op.execute(
-        "UPDATE tasks SET last_message_id = (SELECT max(task_chat.id) FROM task_chat WHERE task_chat.task_id = tasks.id)"
+        "UPDATE tasks SET last_message_id ="
+        " (SELECT max(task_chat.id) FROM task_chat WHERE task_chat.task_id = tasks.id)"
     )
 
 

@@ -24,8 +24,10 @@ def normalize_email(email: str) -> str:
 
 
 def register(*, email: str, password: str, first_name: str, last_name: str) -> User:
-    user = User(email=normalize_email(email), first_name=first_name, last_name=last_name)
-    user.set_password(password, current_app.config["PASSWORD_HASH_METHOD"])
+    user = User(
+        email=normalize_email(email), first_name=first_name, last_name=last_name,
+        password_hash=generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"]),
+    )
     db.session.add(user)
     try:
         db.session.commit()
@@ -42,6 +44,6 @@ def authenticate(*, email: str, password: str) -> User:
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         raise InvalidCredentials()
-    if not user.check_password(password):
+    if not check_password_hash(user.password_hash, password):
         raise InvalidCredentials()
     return user

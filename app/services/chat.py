@@ -20,11 +20,10 @@ from ..actor import Actor
 from ..errors import NO_SEND_PERMISSION, ClientIdReused, Forbidden, MessageDeleted, NotFound, ValidationError
 from ..extensions import db
 from ..models import Attachment, ChatMessage, MessageEdit, Reaction, TaskMember, utcnow
-from . import activity, chat_fast, notifications, replies
+from . import activity, chat_fast, events, notifications, replies
 from .access import require_member
 from .attachments import describe, file_paths, remove_files
 from .chat_fast import StoredMessage
-from .events import MessageCreated, MessageDeleted, MessageUpdated
 from .ordering import chat_write, lock_for_chat, message_added
 
 MESSAGE_NOT_FOUND = "Message not found"
@@ -76,7 +75,7 @@ def send_message(
                 new_values=activity.sent_values(message, len(files), reply_to),
                 description=activity.sent_description(task_id),
             )
-            aftercommit.record(MessageCreated(chat, actor))
+            aftercommit.record(events.MessageCreated(chat, actor))
             notifications.record_mentions(actor, chat)
             db.session.commit()
         except IntegrityError:
@@ -204,7 +203,7 @@ def edit_message(actor: Actor, message_id: int, text: str, task_id: int | None =
             task_id=message.task_id, new_values={"message": text[:100]},
             description=f"Chat message edited in task {message.task_id}",
         )
-        aftercommit.record(MessageUpdated(message))
+        aftercommit.record(events.MessageUpdated(message))
         replies.announce(restamped)
         db.session.commit()
     return message
@@ -234,6 +233,7 @@ def delete_message(actor: Actor, message_id: int, task_id: int | None = None) ->
             db.session.delete(file)
         db.session.execute(delete(MessageEdit).where(MessageEdit.message_id == message.id))
         db.session.execute(delete(Reaction).where(Reaction.message_id == message.id))
+        db.session.expire(message, ["reactions"])  # the tombstone's event reads them anew: none
         message.message, message.attachments, message.mentions = "", [], []
         message.deleted_at, message.deleted_by, message.version = utcnow(), actor.id, seq
         restamped = replies.restamp(message, seq, None)
@@ -242,7 +242,7 @@ def delete_message(actor: Actor, message_id: int, task_id: int | None = None) ->
             user_id=actor.id, action="deleted", entity_type="task_chat", entity_id=message.id,
             task_id=message.task_id, description=f"Chat message deleted in task {message.task_id}",
         )
-        aftercommit.record(MessageDeleted(message))
+        aftercommit.record(events.MessageDeleted(message))
         replies.announce(restamped)
         db.session.commit()
         remove_files(paths)

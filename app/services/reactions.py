@@ -50,6 +50,8 @@ def _change(actor: Actor, message_id: int, emoji: str, task_id: int | None, *, a
                 Reaction.message_id == message.id, Reaction.user_id == actor.id, Reaction.emoji == emoji
             ))
         message.version = seq
+        # The rows changed underneath the loaded collection: its event reads them anew.
+        db.session.expire(message, ["reactions"])
         aftercommit.record(ReactionUpdated(message, emoji, actor, "added" if add else "removed"))
         db.session.commit()
     return message

@@ -9,7 +9,7 @@ import app.realtime  # noqa: F401  (before app.services: the two packages import
 from app.auth import Actor
 from app.extensions import db
 from app.models import ActivityLog, ChatMessage, Task
-from app.schemas import MessageOut, message_wire
+from app.schemas.outputs import MessageOut, message_wire
 from app.services import chat, chat_fast
 from conftest import join, send
 

@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter, PathConverter
 
 from ..auth import Actor
 from ..extensions import api
-from ..schemas import ID_DIGITS, MAX_DB_INT
+from ..schemas.fields import ID_DIGITS, MAX_DB_INT
 
 
 class JsonBodyParser(FlaskParser):

@@ -9,7 +9,8 @@ from flask_smorest import Blueprint
 
 from ..auth import Actor, issue_access_token, issue_tokens
 from ..extensions import limiter
-from ..schemas import AccessTokenOut, AuthOut, LoginIn, LogoutIn, RegisterIn, UserOut
+from ..schemas.inputs import LoginIn, LogoutIn, RegisterIn
+from ..schemas.outputs import AccessTokenOut, AuthOut, UserOut
 from ..services import accounts, tokens
 from .openapi import token_required
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from ..schemas import (
-    ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut,
-    MessageOut, MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, load, page_of,
+from ..schemas.inputs import EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, PageArgs, ReactionBodyIn, load
+from ..schemas.outputs import (
+    ActivityOut, MessageHistoryOut, MessageOut, MessagePageOut, ReadStateOut, SentMessageOut, page_of,
 )
 from ..services import activity, chat, history, reactions, reads
 from . import acting

@@ -16,10 +16,10 @@ from flask_socketio import ConnectionRefusedError, Namespace
 
 from ..auth import Actor, session_from_token
 from ..errors import AuthError, RateLimited, TooManyConnections, Unavailable, as_app_error
-from ..schemas import (
+from ..schemas.inputs import (
     EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, RefreshTokenIn, SendMessageIn, TaskRef, load,
-    message_wire,
 )
+from ..schemas.outputs import message_wire
 from ..services import chat, presence, reactions, reads
 from . import context, notify, sessions, throttle
 from .presence import SocketKey

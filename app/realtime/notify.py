@@ -18,7 +18,7 @@ from flask import current_app
 from ..auth import Actor
 from ..extensions import socketio
 from ..models import ChatMessage, Notification, Task, TaskMember
-from ..schemas import member_out, message_wire, notification_out, task_out
+from ..schemas.outputs import member_out, message_wire, notification_out, task_out
 from . import context
 from .presence import Registry, SocketKey
 

@@ -1,0 +1,10 @@
+"""Marshmallow schemas: the one definition of every payload, by role.
+
+- `fields`: the field types (ids, trimmed text, tokens, times) and their cleaning;
+- `inputs`: what REST bodies and socket payloads may hold, and `load` for the sockets;
+- `outputs`: how models are shaped into the JSON both doors send.
+
+Callers import from the module of the role they need. The package itself gives
+only `MAX_DB_INT`, the largest id, which app/auth.py takes from here.
+"""
+from .fields import MAX_DB_INT as MAX_DB_INT

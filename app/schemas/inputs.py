@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, pre_load, validate, validates_schema
+from marshmallow import EXCLUDE, fields, pre_load, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
 from ..errors import ValidationError
 from ..models import ROLES, TASK_STATUSES
+from .base import CamelSchema
 from .fields import MAX_DB_INT, BoundedList, Email, Id, JsonBoolean, Password, Text, Token, clean_text, clean_token
 
 MAX_MESSAGE_LENGTH = 4000
@@ -24,7 +25,7 @@ MAX_TOKEN_LENGTH = 4096
 MAX_NOTIFICATION_IDS = 500
 
 
-class InputSchema(Schema):
+class InputSchema(CamelSchema):
     """Base of every input: unknown keys are ignored, as the original ignored them."""
 
     # The message a socket client sees when this payload is refused.
@@ -69,8 +70,8 @@ def load(schema: type[InputSchema], data: Any) -> dict[str, Any]:
 class RegisterIn(InputSchema):
     email = Email(required=True, validate=validate.Length(max=254))
     password = Password(required=True, validate=validate.Length(min=10, max=256))
-    first_name = Text(data_key="firstName", required=True, max_length=100)
-    last_name = Text(data_key="lastName", required=True, max_length=100)
+    first_name = Text(required=True, max_length=100)
+    last_name = Text(required=True, max_length=100)
 
 
 class LoginIn(InputSchema):
@@ -125,7 +126,7 @@ class MemberAddIn(InputSchema):
         "description": "the account's email, compared as login compares it (case and surrounding spaces aside); "
                        "exactly one of email and userId",
     })
-    user_id = Id(data_key="userId", metadata={
+    user_id = Id(metadata={
         **refers_to("a user who shares a task with you"),
         "description": "the id of someone who already shares a task with you; exactly one of email and userId",
     })
@@ -136,7 +137,7 @@ class MemberAddIn(InputSchema):
     @validates_schema
     def _exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
         keys = self.Meta.exactly_one_of
-        attribute = {field.data_key or name: name for name, field in self.fields.items()}
+        attribute = {field.data_key: name for name, field in self.fields.items()}
         if sum(attribute[key] in data for key in keys) != 1:
             # Under both names: either one is the way to fix it.
             raise SchemaError(dict.fromkeys(keys, [f"Give exactly one of {' and '.join(keys)}."]))
@@ -155,14 +156,14 @@ class RefreshTokenIn(InputSchema):
 class LogoutIn(InputSchema):
     error_message = "Invalid logout request"
     refresh_token = fields.String(
-        data_key="refreshToken", validate=validate.Length(min=1, max=MAX_TOKEN_LENGTH),
+        validate=validate.Length(min=1, max=MAX_TOKEN_LENGTH),
         metadata=refers_to("the refresh token of the same user"),
     )
 
 
 class TaskRef(InputSchema):
     error_message = "Task ID is required"
-    task_id = Id(data_key="taskId", required=True)
+    task_id = Id(required=True)
 
 
 class MessageBodyIn(InputSchema):
@@ -174,8 +175,8 @@ class MessageBodyIn(InputSchema):
         Id(), max_length=MAX_ATTACHMENTS, allow_none=True, load_default=list,
         metadata=refers_to("files the sender uploaded to this task that no message has taken yet"),
     )
-    reply_to = Id(data_key="replyTo", allow_none=True, load_default=None, metadata=refers_to("a message of this task"))
-    client_id = Token(data_key="clientId", max_length=MAX_CLIENT_ID_LENGTH, allow_none=True, load_default=None)
+    reply_to = Id(allow_none=True, load_default=None, metadata=refers_to("a message of this task"))
+    client_id = Token(max_length=MAX_CLIENT_ID_LENGTH, allow_none=True, load_default=None)
     mentions = BoundedList(
         Id(), max_length=MAX_MENTIONS, allow_none=True, load_default=list, metadata=refers_to("members of this task"),
     )
@@ -195,7 +196,7 @@ def _none_or_empty_list(value: Any) -> bool:
 class SendMessageIn(MessageBodyIn):
     """The socket's `send_message`: the REST body plus the task id."""
 
-    task_id = Id(data_key="taskId", required=True)
+    task_id = Id(required=True)
 
     @staticmethod
     def quick(data: dict[str, Any]) -> dict[str, Any] | None:
@@ -219,14 +220,14 @@ class SendMessageIn(MessageBodyIn):
 
 class JoinTaskIn(InputSchema):
     error_message = "Task ID is required"
-    task_id = Id(data_key="taskId", required=True)
+    task_id = Id(required=True)
     # The newest message the client holds; 0 asks for everything from the start.
-    last_message_id = Id(data_key="lastMessageId", minimum=0, allow_none=True, load_default=None)
+    last_message_id = Id(minimum=0, allow_none=True, load_default=None)
 
 
 class MessageRef(InputSchema):
     error_message = "Message ID is required"
-    message_id = Id(data_key="messageId", required=True)
+    message_id = Id(required=True)
 
 
 class EditBodyIn(InputSchema):
@@ -249,11 +250,11 @@ class ReactionIn(ReactionBodyIn, MessageRef):
 
 class MarkReadBodyIn(InputSchema):
     error_message = "Task ID and message ID are required"
-    message_id = Id(data_key="messageId", required=True, metadata=refers_to("a message of this task"))
+    message_id = Id(required=True, metadata=refers_to("a message of this task"))
 
 
 class MarkReadIn(MarkReadBodyIn):
-    task_id = Id(data_key="taskId", required=True)
+    task_id = Id(required=True)
 
 
 class PageArgs(InputSchema):
@@ -280,7 +281,7 @@ class NotificationsReadIn(InputSchema):
     empty body used to mean "all", so a client that sent one by mistake lost every unread mark."""
 
     ids = BoundedList(Id(), max_length=MAX_NOTIFICATION_IDS)
-    all_ = JsonBoolean(data_key="all", validate=validate.OneOf([True], error="Must be true; or send ids."))
+    all_ = JsonBoolean(validate=validate.OneOf([True], error="Must be true; or send ids."))
 
     openapi_rules = {"oneOf": [{"required": ["ids"]}, {"required": ["all"]}]}
 

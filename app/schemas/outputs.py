@@ -11,6 +11,7 @@ from typing import Any
 from flask import g
 from marshmallow import Schema, fields
 
+from .base import CamelSchema
 from .fields import UtcDateTime, utc_iso
 
 
@@ -20,45 +21,45 @@ from .fields import UtcDateTime, utc_iso
 # `removed` event reaches members who shared the task with them until that moment).
 # Every other user object (message authors, reply previews, notifications, presence)
 # has names and ids only.
-class UserOut(Schema):
+class UserOut(CamelSchema):
     id = fields.Integer()
     email = fields.String()
-    first_name = fields.String(data_key="firstName")
-    last_name = fields.String(data_key="lastName")
-    created_at = UtcDateTime(data_key="createdAt")
+    first_name = fields.String()
+    last_name = fields.String()
+    created_at = UtcDateTime()
 
 
-class MemberUserOut(Schema):
+class MemberUserOut(CamelSchema):
     id = fields.Integer()
     email = fields.String()
-    first_name = fields.String(data_key="firstName")
-    last_name = fields.String(data_key="lastName")
+    first_name = fields.String()
+    last_name = fields.String()
 
 
-class AuthorOut(Schema):
+class AuthorOut(CamelSchema):
     id = fields.Integer()
-    first_name = fields.String(data_key="firstName")
-    last_name = fields.String(data_key="lastName")
+    first_name = fields.String()
+    last_name = fields.String()
 
 
-class PermissionsOut(Schema):
+class PermissionsOut(CamelSchema):
     canRead = fields.Boolean()
     canComment = fields.Boolean()
     canEdit = fields.Boolean()
     canManageMembers = fields.Boolean()
 
 
-class TaskOut(Schema):
+class TaskOut(CamelSchema):
     id = fields.Integer()
     title = fields.String()
     description = fields.String()
     status = fields.String()
-    created_by = fields.Integer(data_key="createdBy", allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    updated_at = UtcDateTime(data_key="updatedAt")
+    created_by = fields.Integer(allow_none=True)
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
 
 
-class MyTaskOut(Schema):
+class MyTaskOut(CamelSchema):
     """A task as one member sees it: dumped from their membership row, so it
     carries their own role and permissions."""
 
@@ -66,37 +67,37 @@ class MyTaskOut(Schema):
     title = fields.String(attribute="task.title")
     description = fields.String(attribute="task.description")
     status = fields.String(attribute="task.status")
-    created_by = fields.Integer(attribute="task.created_by", data_key="createdBy", allow_none=True)
-    created_at = UtcDateTime(attribute="task.created_at", data_key="createdAt")
-    updated_at = UtcDateTime(attribute="task.updated_at", data_key="updatedAt")
+    created_by = fields.Integer(attribute="task.created_by", allow_none=True)
+    created_at = UtcDateTime(attribute="task.created_at")
+    updated_at = UtcDateTime(attribute="task.updated_at")
     role = fields.String()
     permissions = fields.Nested(PermissionsOut)
-    unread_count = fields.Integer(data_key="unreadCount")
+    unread_count = fields.Integer()
 
 
-class MemberOut(Schema):
-    task_id = fields.Integer(data_key="taskId")
-    user_id = fields.Integer(data_key="userId")
+class MemberOut(CamelSchema):
+    task_id = fields.Integer()
+    user_id = fields.Integer()
     role = fields.String()
     permissions = fields.Nested(PermissionsOut)
-    created_at = UtcDateTime(data_key="createdAt")
+    created_at = UtcDateTime()
     user = fields.Nested(MemberUserOut)
 
 
-class AttachmentOut(Schema):
+class AttachmentOut(CamelSchema):
     id = fields.Integer()
     name = fields.String()
     size = fields.Integer()
-    mime_type = fields.String(data_key="mimeType")
+    mime_type = fields.String()
     url = fields.String()
 
 
-class ReplyPreviewOut(Schema):
+class ReplyPreviewOut(CamelSchema):
     """The parent of a reply, enough to draw the quote above it."""
 
-    message_id = fields.Integer(attribute="id", data_key="messageId")
-    user_id = fields.Integer(data_key="userId", allow_none=True)
-    user_name = fields.Function(lambda m: m.user.display_name if m.user else None, data_key="userName")
+    message_id = fields.Integer(attribute="id")
+    user_id = fields.Integer(allow_none=True)
+    user_name = fields.Function(lambda m: m.user.display_name if m.user else None)
     excerpt = fields.Function(lambda m: m.excerpt)
     deleted = fields.Boolean()
 
@@ -104,7 +105,7 @@ class ReplyPreviewOut(Schema):
 _VIEWER_OF_REQUEST = object()
 
 
-class MessageOut(Schema):
+class MessageOut(CamelSchema):
     """A message, or the tombstone of a deleted one (`deleted: true`, `message: null`).
 
     `reactions[].me` is relative to a viewer: the requester by default (set by
@@ -112,21 +113,21 @@ class MessageOut(Schema):
     leaves `me` out, since one payload goes to everybody."""
 
     id = fields.Integer()
-    task_id = fields.Integer(data_key="taskId")
-    user_id = fields.Integer(data_key="userId", allow_none=True)
+    task_id = fields.Integer()
+    user_id = fields.Integer(allow_none=True)
     message = fields.Function(lambda m: None if m.deleted else m.message, allow_none=True)
     attachments = fields.List(fields.Raw())
-    reply_to = fields.Integer(data_key="replyTo", allow_none=True)
-    reply_preview = fields.Nested(ReplyPreviewOut, attribute="parent", data_key="replyPreview", allow_none=True)
+    reply_to = fields.Integer(allow_none=True)
+    reply_preview = fields.Nested(ReplyPreviewOut, attribute="parent", allow_none=True)
     mentions = fields.List(fields.Integer())
     reactions = fields.Method("_reactions")
-    client_id = fields.String(data_key="clientId", allow_none=True)
-    previous_id = fields.Integer(data_key="previousId", allow_none=True)
+    client_id = fields.String(allow_none=True)
+    previous_id = fields.Integer(allow_none=True)
     version = fields.Integer()
-    created_at = UtcDateTime(data_key="createdAt")
-    edited_at = UtcDateTime(data_key="editedAt", allow_none=True)
+    created_at = UtcDateTime()
+    edited_at = UtcDateTime(allow_none=True)
     deleted = fields.Boolean()
-    deleted_at = UtcDateTime(data_key="deletedAt", allow_none=True)
+    deleted_at = UtcDateTime(allow_none=True)
     user = fields.Nested(AuthorOut, allow_none=True)
 
     def __init__(self, *args: Any, viewer_id: Any = _VIEWER_OF_REQUEST, **kwargs: Any):
@@ -191,94 +192,94 @@ class SentMessageOut(MessageOut):
     duplicate = fields.Boolean(metadata={"description": "true when a retry found the message stored first"})
 
 
-class MessageVersionOut(Schema):
+class MessageVersionOut(CamelSchema):
     message = fields.String()
-    written_at = UtcDateTime(data_key="writtenAt")
-    replaced_at = UtcDateTime(data_key="replacedAt", allow_none=True)
+    written_at = UtcDateTime()
+    replaced_at = UtcDateTime(allow_none=True)
 
 
-class MessageHistoryOut(Schema):
-    message_id = fields.Integer(data_key="messageId")
+class MessageHistoryOut(CamelSchema):
+    message_id = fields.Integer()
     versions = fields.List(fields.Nested(MessageVersionOut), metadata={"description": "oldest first; the last is current"})
 
 
-class MessagePageOut(Schema):
+class MessagePageOut(CamelSchema):
     items = fields.List(fields.Nested(MessageOut))
-    has_more = fields.Boolean(data_key="hasMore")
-    has_more_before = fields.Boolean(data_key="hasMoreBefore", allow_none=True)
-    has_more_after = fields.Boolean(data_key="hasMoreAfter", allow_none=True)
+    has_more = fields.Boolean()
+    has_more_before = fields.Boolean(allow_none=True)
+    has_more_after = fields.Boolean(allow_none=True)
 
 
-class ReadStateOut(Schema):
-    task_id = fields.Integer(data_key="taskId")
-    last_read_id = fields.Integer(data_key="lastReadId")
-    unread_count = fields.Integer(data_key="unreadCount")
+class ReadStateOut(CamelSchema):
+    task_id = fields.Integer()
+    last_read_id = fields.Integer()
+    unread_count = fields.Integer()
 
 
-class NotificationFromOut(Schema):
-    user_id = fields.Integer(attribute="id", data_key="userId")
-    user_name = fields.String(attribute="display_name", data_key="userName")
+class NotificationFromOut(CamelSchema):
+    user_id = fields.Integer(attribute="id")
+    user_name = fields.String(attribute="display_name")
 
 
-class NotificationOut(Schema):
+class NotificationOut(CamelSchema):
     id = fields.Integer()
     type = fields.String()
-    task_id = fields.Integer(data_key="taskId")
-    message_id = fields.Integer(data_key="messageId", allow_none=True)
-    from_ = fields.Nested(NotificationFromOut, attribute="from_user", data_key="from", allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
-    read_at = UtcDateTime(data_key="readAt", allow_none=True)
+    task_id = fields.Integer()
+    message_id = fields.Integer(allow_none=True)
+    from_ = fields.Nested(NotificationFromOut, attribute="from_user", allow_none=True)
+    created_at = UtcDateTime()
+    read_at = UtcDateTime(allow_none=True)
     read = fields.Function(lambda n: n.read_at is not None)
 
 
-class NotificationPageOut(Schema):
+class NotificationPageOut(CamelSchema):
     items = fields.List(fields.Nested(NotificationOut))
-    has_more = fields.Boolean(data_key="hasMore")
-    unread_count = fields.Integer(data_key="unreadCount")
+    has_more = fields.Boolean()
+    unread_count = fields.Integer()
 
 
-class NotificationsReadOut(Schema):
+class NotificationsReadOut(CamelSchema):
     updated = fields.Integer()
-    unread_count = fields.Integer(data_key="unreadCount")
+    unread_count = fields.Integer()
 
 
-class ActivityOut(Schema):
+class ActivityOut(CamelSchema):
     id = fields.Integer()
-    user_id = fields.Integer(data_key="userId", allow_none=True)
+    user_id = fields.Integer(allow_none=True)
     action = fields.String()
-    entity_type = fields.String(data_key="entityType")
-    entity_id = fields.Integer(data_key="entityId", allow_none=True)
-    task_id = fields.Integer(data_key="taskId", allow_none=True)
-    old_values = fields.Raw(data_key="oldValues", allow_none=True)
-    new_values = fields.Raw(data_key="newValues", allow_none=True)
+    entity_type = fields.String()
+    entity_id = fields.Integer(allow_none=True)
+    task_id = fields.Integer(allow_none=True)
+    old_values = fields.Raw(allow_none=True)
+    new_values = fields.Raw(allow_none=True)
     description = fields.String(allow_none=True)
-    created_at = UtcDateTime(data_key="createdAt")
+    created_at = UtcDateTime()
 
 
-class AuthOut(Schema):
+class AuthOut(CamelSchema):
     user = fields.Nested(UserOut)
-    access_token = fields.String(data_key="accessToken")
-    refresh_token = fields.String(data_key="refreshToken")
+    access_token = fields.String()
+    refresh_token = fields.String()
 
 
-class AccessTokenOut(Schema):
-    access_token = fields.String(data_key="accessToken")
+class AccessTokenOut(CamelSchema):
+    access_token = fields.String()
 
 
 def page_of(item_schema: type[Schema]) -> type[Schema]:
     """`{"items": [...], "hasMore": bool}`, the shape of every list."""
-    return Schema.from_dict(
-        {"items": fields.List(fields.Nested(item_schema)), "hasMore": fields.Boolean(attribute="has_more")},
+    return CamelSchema.from_dict(
+        {"items": fields.List(fields.Nested(item_schema)), "has_more": fields.Boolean()},
         name=f"{item_schema.__name__.removesuffix('Out')}Page",
     )
 
 
-class ErrorBody(Schema):
+class ErrorBody(CamelSchema):
     code = fields.String(metadata={"description": "stable, machine-readable"})
     message = fields.String()
     details = fields.Raw(metadata={"description": "field errors, for validation_error"})
     retry_after = fields.Integer(
-        data_key="retryAfter", metadata={"description": "rate_limited (429): whole seconds to wait, at least 1, "
+        metadata={"description": "rate_limited (429): whole seconds to wait, at least 1, "
                                          "as in the Retry-After header"},
     )
     retryable = fields.Boolean(
@@ -286,13 +287,13 @@ class ErrorBody(Schema):
     )
 
 
-class ErrorOut(Schema):
+class ErrorOut(CamelSchema):
     """The one error shape, REST and Socket.IO alike."""
 
     error = fields.Nested(ErrorBody)
 
 
-class HealthOut(Schema):
+class HealthOut(CamelSchema):
     status = fields.String()
     database = fields.String()
 

@@ -11,7 +11,6 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import g
 from flask_socketio import ConnectionRefusedError, Namespace
 
 from ..auth import Actor, session_from_token
@@ -88,7 +87,6 @@ class TasksNamespace(Namespace):
         user within the rate limit of this kind of event."""
         actor = sessions.check(_socket())
         throttle.check(actor, kind)
-        g.viewer_id = actor.id  # whose `reactions[].me` the ack shows
         return actor
 
     def on_connect(self, environ: dict[str, Any], auth: Any = None) -> None:

@@ -3,13 +3,16 @@
 `message_wire` and `reaction_summary` write the message format as plain functions,
 for the socket events that carry messages (and the room broadcasts of
 app/realtime/notify.py), at a fraction of marshmallow's cost.
+
+Whose reactions a message marks `me` is the caller's to say: an argument of
+`message_wire`, and `seen_by(...)` around a dump of `MessageOut`.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import g
 from marshmallow import Schema, fields
+from marshmallow.experimental.context import Context
 
 from .base import CamelSchema
 from .fields import UtcDateTime, utc_iso
@@ -102,15 +105,27 @@ class ReplyPreviewOut(CamelSchema):
     deleted = fields.Boolean()
 
 
-_VIEWER_OF_REQUEST = object()
+def seen_by(viewer_id: int | None) -> Context:
+    """The context to dump messages in (`with seen_by(actor.id): ...`): the viewer whose
+    `reactions[].me` every `MessageOut` dumped within shows. None leaves `me` out, as
+    room broadcasts do, since one payload goes to everybody. It is marshmallow's own
+    dump context, a context variable: it reaches the messages nested in a page too."""
+    return Context({"viewer_id": viewer_id})
+
+
+def _viewer() -> int | None:
+    context = Context.get(None)
+    if not isinstance(context, dict) or "viewer_id" not in context:
+        raise RuntimeError("MessageOut dumped outside seen_by(): whose reactions are `me`?")
+    return context["viewer_id"]
 
 
 class MessageOut(CamelSchema):
     """A message, or the tombstone of a deleted one (`deleted: true`, `message: null`).
 
-    `reactions[].me` is relative to a viewer: the requester by default (set by
-    both doors in `g.viewer_id`). Room broadcasts use `viewer_id=None`, which
-    leaves `me` out, since one payload goes to everybody."""
+    `reactions[].me` is relative to a viewer, whom the caller names by dumping
+    within `seen_by` (REST routes: `seen_by_requester` of app/api); a dump that
+    names no viewer fails rather than leave `me` out unasked."""
 
     id = fields.Integer()
     task_id = fields.Integer()
@@ -130,13 +145,8 @@ class MessageOut(CamelSchema):
     deleted_at = UtcDateTime(allow_none=True)
     user = fields.Nested(AuthorOut, allow_none=True)
 
-    def __init__(self, *args: Any, viewer_id: Any = _VIEWER_OF_REQUEST, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.viewer_id = viewer_id
-
     def _reactions(self, message: Any) -> list[dict[str, Any]]:
-        viewer = g.get("viewer_id") if self.viewer_id is _VIEWER_OF_REQUEST else self.viewer_id
-        return reaction_summary(message.reactions, viewer)
+        return reaction_summary(message.reactions, _viewer())
 
 
 def reaction_summary(reactions: list[Any], viewer_id: int | None = None) -> list[dict[str, Any]]:

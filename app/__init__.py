@@ -66,7 +66,7 @@ class NoSessions(SessionInterface):
 def register_extensions(app: Flask) -> None:
     from .api.openapi import init_document
     from .api.tokens import register_jwt_callbacks
-    from .schemas import ErrorOut
+    from .schemas.outputs import ErrorOut
     from .socketwire import FastJSON, TextPacket
 
     ext.db.init_app(app)

@@ -1,4 +1,5 @@
-"""Typed SQLAlchemy models. No request, no emit: only data and its invariants."""
+"""Typed SQLAlchemy models: data and its invariants only. How it is written on the
+wire is the output schemas' business (app/schemas/outputs.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -21,8 +22,8 @@ ROLES = ("owner", "editor", "commenter", "viewer")
 COMMENTING_ROLES = frozenset({"owner", "editor", "commenter"})
 # A reply quotes this many characters of its parent (`replyPreview.excerpt`).
 REPLY_EXCERPT_LENGTH = 100
-_CAN_EDIT = frozenset({"owner", "editor"})
-_CAN_MANAGE = frozenset({"owner"})
+EDITING_ROLES = frozenset({"owner", "editor"})
+MANAGING_ROLES = frozenset({"owner"})
 
 
 def utcnow() -> datetime:
@@ -101,24 +102,11 @@ class TaskMember(db.Model):
 
     @property
     def can_edit(self) -> bool:
-        return self.role in _CAN_EDIT
+        return self.role in EDITING_ROLES
 
     @property
     def can_manage_members(self) -> bool:
-        return self.role in _CAN_MANAGE
-
-    @property
-    def permissions(self) -> dict[str, bool]:
-        return permissions_of(self.role)
-
-
-def permissions_of(role: str) -> dict[str, bool]:
-    return {
-        "canRead": True,
-        "canComment": role in COMMENTING_ROLES,
-        "canEdit": role in _CAN_EDIT,
-        "canManageMembers": role in _CAN_MANAGE,
-    }
+        return self.role in MANAGING_ROLES
 
 
 class ChatMessage(db.Model):
@@ -210,10 +198,6 @@ class Attachment(db.Model):
     # The file's name in the storage directory; never derived from the upload's name.
     storage_key: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-    @property
-    def url(self) -> str:
-        return f"/api/tasks/{self.task_id}/attachments/{self.id}"
 
 
 class Notification(db.Model):

@@ -14,7 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from app import create_app
-from app.schemas import MAX_DB_INT, Id, Text, Token
+from app.schemas.fields import MAX_DB_INT, Id, Text, Token
 
 from conftest import _test_env
 

@@ -1,4 +1,4 @@
-"""The socket events' message format (`schemas.message_wire`) is REST's `MessageOut`,
+"""The socket events' message format (`schemas.outputs.message_wire`) is REST's `MessageOut`,
 and the one-statement send (PostgreSQL) stores exactly what the general path stores."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import app.realtime  # noqa: F401  (before app.services: the two packages import
 from app.actor import Actor
 from app.extensions import db
 from app.models import ActivityLog, ChatMessage, Task
-from app.schemas import MessageOut, message_wire
+from app.schemas.outputs import MessageOut, message_wire, seen_by
 from app.services import chat, chat_fast
 from conftest import join, send
 
@@ -43,13 +43,24 @@ def test_message_wire_equals_the_rest_schema_for_every_kind_of_message(
         app, room, client, alice, bob, task, viewer):
     _every_kind_of_message(room, client, alice, bob, task)
     viewer_id = {"alice": alice.id, "bob": bob.id, None: None}[viewer]
-    schema = MessageOut(viewer_id=viewer_id)
-    with app.app_context():
+    schema = MessageOut()
+    with app.app_context(), seen_by(viewer_id):
         messages = db.session.scalars(select(ChatMessage).order_by(ChatMessage.id)).all()
         assert len(messages) == 7
         for message in messages:
             assert message_wire(message, viewer_id) == schema.dump(message)
             assert list(message_wire(message, viewer_id)) == list(schema.dump(message))  # same key order
+
+
+def test_a_message_dump_that_names_no_viewer_fails(app, room, task):
+    """Whose reactions are `me` is the caller's to say, even when it is nobody's."""
+    send(room[0], task["id"], "hello")
+    with app.app_context():
+        message = db.session.scalars(select(ChatMessage)).one()
+        with pytest.raises(RuntimeError, match="seen_by"):
+            MessageOut().dump(message)
+        with seen_by(None):
+            assert MessageOut().dump(message) == message_wire(message)
 
 
 def test_acks_and_broadcasts_equal_the_rest_history(room, client, alice, bob, task):

@@ -13,7 +13,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from marshmallow import ValidationError as SchemaError
 
-from app.schemas import MAX_CLIENT_ID_LENGTH, MAX_DB_INT, MAX_MESSAGE_LENGTH, SendMessageIn, _instance
+from app.schemas.fields import MAX_DB_INT
+from app.schemas.inputs import MAX_CLIENT_ID_LENGTH, MAX_MESSAGE_LENGTH, SendMessageIn, _instance
 
 KEYS = ("taskId", "message", "clientId", "replyTo", "attachments", "mentions", "task_id", "other")
 

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 import flask_smorest
-from flask import Flask, Request, g
+from flask import Flask, Request
 from flask_jwt_extended import current_user
 from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter, PathConverter
 
 from ..actor import Actor
 from ..extensions import api
-from ..schemas import ID_DIGITS, MAX_DB_INT
+from ..schemas.fields import ID_DIGITS, MAX_DB_INT
+from ..schemas.outputs import seen_by
 from ..services import accounts
 
 
@@ -63,10 +66,21 @@ class RestOfPathConverter(PathConverter):
 
 
 def acting() -> Actor:
-    """The user behind the request's access token (after `token_required`). They
-    are also the viewer whose `reactions[].me` the answer shows."""
-    g.viewer_id = current_user.id
+    """The user behind the request's access token (after `token_required`)."""
     return accounts.actor_of(current_user)
+
+
+def seen_by_requester(view: Callable) -> Callable:
+    """For a route whose answer holds messages, placed right below `token_required`:
+    the answer is dumped (by `blp.response`, within) as the requester sees it, their
+    own reactions marked `me`."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with seen_by(current_user.id):
+            return view(*args, **kwargs)
+
+    return wrapper
 
 
 def register_api(app: Flask) -> None:

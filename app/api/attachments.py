@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import current_app, request, send_file
 from flask_smorest import Blueprint
 
-from ..schemas import AttachmentOut
+from ..schemas.outputs import AttachmentOut
 from ..services import attachments
 from . import acting
 from .openapi import token_required

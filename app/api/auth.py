@@ -8,7 +8,8 @@ from flask_jwt_extended import current_user, get_jwt
 from flask_smorest import Blueprint
 
 from ..extensions import limiter
-from ..schemas import AccessTokenOut, AuthOut, LoginIn, LogoutIn, RegisterIn, UserOut
+from ..schemas.inputs import LoginIn, LogoutIn, RegisterIn
+from ..schemas.outputs import AccessTokenOut, AuthOut, UserOut
 from ..services import accounts, tokens
 from ..services.tokens import issue_access_token, issue_tokens
 from .openapi import token_required

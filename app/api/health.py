@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from ..schemas import HealthOut
+from ..schemas.outputs import HealthOut
 from ..services import health
 
 blp = Blueprint("health", __name__, description="Health")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from ..schemas import MemberAddIn, MemberOut, MemberUpdateIn, page_of
+from ..schemas.inputs import MemberAddIn, MemberUpdateIn
+from ..schemas.outputs import MemberOut, page_of
 from ..services import members
 from ..services.paging import Page
 from . import acting

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from ..schemas import (
-    ActivityOut, EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, MessageHistoryOut,
-    MessageOut, MessagePageOut, PageArgs, ReactionBodyIn, ReadStateOut, SentMessageOut, load, page_of,
+from ..schemas.inputs import EditBodyIn, HistoryArgs, MarkReadBodyIn, MessageBodyIn, PageArgs, ReactionBodyIn, load
+from ..schemas.outputs import (
+    ActivityOut, MessageHistoryOut, MessageOut, MessagePageOut, ReadStateOut, SentMessageOut, page_of,
 )
 from ..services import activity, chat, history, reactions, reads
-from . import acting
+from . import acting, seen_by_requester
 from .openapi import token_required
 
 blp = Blueprint("messages", __name__, url_prefix="/api/tasks/<id:task_id>", description="Task chat and activity")
@@ -17,6 +17,7 @@ blp = Blueprint("messages", __name__, url_prefix="/api/tasks/<id:task_id>", desc
 
 @blp.get("/messages")
 @token_required()
+@seen_by_requester
 @blp.arguments(HistoryArgs, location="query")
 @blp.response(200, MessagePageOut)
 def list_messages(args, task_id):
@@ -28,6 +29,7 @@ def list_messages(args, task_id):
 
 @blp.post("/messages")
 @token_required()
+@seen_by_requester
 @blp.arguments(MessageBodyIn)
 @blp.response(201, SentMessageOut)
 @blp.alt_response(200, schema=SentMessageOut, description="A retry: the message stored first, `duplicate: true`")
@@ -39,6 +41,7 @@ def send_message(data, task_id):
 
 @blp.patch("/messages/<id:message_id>")
 @token_required()
+@seen_by_requester
 @blp.arguments(EditBodyIn)
 @blp.response(200, MessageOut)
 def edit_message(data, task_id, message_id):
@@ -48,6 +51,7 @@ def edit_message(data, task_id, message_id):
 
 @blp.delete("/messages/<id:message_id>")
 @token_required()
+@seen_by_requester
 @blp.response(200, MessageOut)
 def delete_message(task_id, message_id):
     """The author or a task owner; answers the tombstone. The room gets `message_deleted`."""
@@ -75,6 +79,7 @@ _EMOJI_IN_PATH = {
 
 @blp.post("/messages/<id:message_id>/reactions")
 @token_required()
+@seen_by_requester
 @blp.arguments(ReactionBodyIn)
 @blp.response(200, MessageOut)
 def add_reaction(data, task_id, message_id):
@@ -83,6 +88,7 @@ def add_reaction(data, task_id, message_id):
 
 @blp.delete("/messages/<id:message_id>/reactions/<rest:emoji>", parameters=[_EMOJI_IN_PATH])
 @token_required()
+@seen_by_requester
 @blp.response(200, MessageOut)
 def remove_reaction(task_id, message_id, emoji):
     """The emoji in the path, held to the same rules as in a body."""

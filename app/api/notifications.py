@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from ..schemas import NotificationArgs, NotificationPageOut, NotificationsReadIn, NotificationsReadOut
+from ..schemas.inputs import NotificationArgs, NotificationsReadIn
+from ..schemas.outputs import NotificationPageOut, NotificationsReadOut
 from ..services import notifications
 from . import acting
 from .openapi import token_required

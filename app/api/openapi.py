@@ -1,6 +1,6 @@
 """What the OpenAPI document (/api/openapi.json) says beyond what apispec reads by itself.
 
-apispec documents marshmallow's own fields and validators. taskchat's fields (app/schemas.py)
+apispec documents marshmallow's own fields and validators. taskchat's fields (app/schemas/fields.py)
 check more than their base class shows (an `Id` is an integer or a string of digits within
 the database's range, a `Text` is trimmed and must not be blank), so each states its rules
 through an `openapi()` method, next to the code that enforces them; rules across the fields
@@ -46,7 +46,7 @@ def token_required(*, refresh: bool = False) -> Callable:
 
 
 def _own_field_properties(self: OpenAPIConverter, field: Any, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """apispec's attribute function for the fields of app/schemas.py that say more."""
+    """apispec's attribute function for the fields of app/schemas/fields.py that say more."""
     describe = getattr(field, "openapi", None)
     if describe is None:
         return {}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from ..schemas import MyTaskOut, TaskCreateIn, TaskUpdateIn, page_of
+from ..schemas.inputs import TaskCreateIn, TaskUpdateIn
+from ..schemas.outputs import MyTaskOut, page_of
 from ..services import tasks
 from ..services.paging import Page
 from . import acting

@@ -11,18 +11,16 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import g
 from flask_socketio import ConnectionRefusedError, Namespace
 
 from ..actor import Actor
-from ..services.tokens import session_from_token
 from ..errors import AuthError, RateLimited, TooManyConnections, Unavailable, as_app_error
-from ..schemas import (
+from ..schemas.inputs import (
     EditMessageIn, JoinTaskIn, MarkReadIn, MessageRef, ReactionIn, RefreshTokenIn, SendMessageIn, TaskRef, load,
-    message_wire,
 )
-from ..models import permissions_of
+from ..schemas.outputs import message_wire, permissions_of
 from ..services import chat, reactions, reads
+from ..services.tokens import session_from_token
 from . import context, joining, notify, sessions, throttle
 from .presence import SocketKey
 
@@ -90,7 +88,6 @@ class TasksNamespace(Namespace):
         user within the rate limit of this kind of event."""
         actor = sessions.check(_socket())
         throttle.check(actor, kind)
-        g.viewer_id = actor.id  # whose `reactions[].me` the ack shows
         return actor
 
     def on_connect(self, environ: dict[str, Any], auth: Any = None) -> None:

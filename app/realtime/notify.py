@@ -18,7 +18,7 @@ from flask import current_app
 from .. import aftercommit
 from ..actor import Actor
 from ..extensions import socketio
-from ..schemas import member_out, message_wire, notification_out, task_out
+from ..schemas.outputs import member_out, message_wire, notification_out, task_out
 from ..services import events
 from . import context
 from .presence import Registry, SocketKey

@@ -43,11 +43,16 @@ def clean_name(name: str | None) -> str:
     return base[-255:] or "file"
 
 
+def url_of(attachment: Attachment) -> str:
+    """Where its members download the file (app/api/attachments.py)."""
+    return f"/api/tasks/{attachment.task_id}/attachments/{attachment.id}"
+
+
 def describe(attachment: Attachment) -> dict[str, Any]:
-    """What a message carries of its file, and what the upload answers."""
+    """What a message carries of its file, stored with it, as `AttachmentOut` writes it."""
     return {
         "id": attachment.id, "name": attachment.name, "size": attachment.size,
-        "mimeType": attachment.mime_type, "url": attachment.url,
+        "mimeType": attachment.mime_type, "url": url_of(attachment),
     }
 
 

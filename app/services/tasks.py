@@ -26,11 +26,13 @@ def task_values(task: Task) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class MyTask:
-    """A task as one member sees it: the task, their role, and what they have not read."""
+    """A task as one member sees it: the task, their role, and what they have not
+    read (counted for the list and a task's own page; None for the answers of a
+    create and an update)."""
 
     task: Task
     role: str
-    unread_count: int
+    unread_count: int | None = None
 
 
 def create_task(actor: Actor, *, title: str, description: str = "", status: str = "todo") -> MyTask:
@@ -43,7 +45,7 @@ def create_task(actor: Actor, *, title: str, description: str = "", status: str 
         new_values=task_values(task), description=f'Created task "{title}"',
     )
     db.session.commit()
-    return MyTask(task, owner.role, 0)
+    return MyTask(task, owner.role)
 
 
 def my_tasks(actor: Actor) -> list[MyTask]:
@@ -78,7 +80,7 @@ def update_task(actor: Actor, task_id: int, changes: dict[str, Any]) -> MyTask:
         )
         aftercommit.record(TaskUpdated(task, sorted(changed), actor))
         db.session.commit()
-    return MyTask(task, member.role, reads.unread_count(member))
+    return MyTask(task, member.role)
 
 
 def delete_task(actor: Actor, task_id: int) -> None:

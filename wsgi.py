@@ -6,7 +6,7 @@ gevent before this module is imported; Socket.IO must then use gevent too.
 """
 import sys
 
-from app import create_app
+from app import create_app, patches
 from app.config import ConfigError
 
 
@@ -19,9 +19,7 @@ def _running_under_gevent() -> bool:
 
 
 if _running_under_gevent():
-    from app import gevent_psycopg
-
-    gevent_psycopg.install()  # psycopg waits for the server on a gevent watcher
+    patches.wait_for_psycopg_on_gevent()  # psycopg waits for the server on a gevent watcher
 
 try:
     app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"} if _running_under_gevent() else None)

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_config, loggable_settings
 from . import extensions as ext
+from . import patches
 from .jsonsafe import SafeJSONProvider
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,7 @@ def register_extensions(app: Flask) -> None:
         logger=False,
         engineio_logger=False,
     )
-    # One Limiter serves each app made in this process (tests make one per test); it would
-    # keep believing the previous app's Redis was down, and count in memory for good.
-    ext.limiter._storage_dead = False
+    patches.forget_dead_limiter_storage(ext.limiter)  # one Limiter serves each app made in this process
     ext.limiter.init_app(app)
     if app.config["TRUSTED_PROXY_COUNT"]:
         # Behind that many proxies, the client address is the one they appended to

@@ -18,10 +18,9 @@ def _running_under_gevent() -> bool:
     return monkey.is_module_patched("socket")
 
 
-if _running_under_gevent():
-    patches.wait_for_psycopg_on_gevent()  # psycopg waits for the server on a gevent watcher
-
 try:
+    if _running_under_gevent():
+        patches.wait_for_psycopg_on_gevent()  # psycopg waits for the server on a gevent watcher
     app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"} if _running_under_gevent() else None)
 except ConfigError as err:
     sys.exit(f"taskchat: refusing to start: {err}")

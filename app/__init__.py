@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def create_app(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Flask:
     """Build the app from the environment (or `env`), then apply `overrides` (tests)."""
+    patches.check_versions()  # the libraries whose code app/patches.py replaces, at the releases it knows
     app = Flask(__name__, instance_relative_config=True)
     app.json = SafeJSONProvider(app)  # a body nested too deeply is a 400, not a RecursionError
     app.session_interface = NoSessions()

@@ -5,33 +5,97 @@ the library's (often a private one) is replaced here, on one object where that i
 enough, on the library's class where it is not. Each replacement says which
 behaviour of the library it corrects, and the release it was written for: it
 relies on how that release calls its own private parts, which no release promises
-to keep.
+to keep. `WRITTEN_FOR` lists those releases (the pins of requirements.txt), and
+`check_versions()`, called by `create_app` before anything else, refuses to start
+the server when another release is installed: a replacement written for one
+release may be silently skipped, or break, on the next. tests/test_patches.py has
+a test per replacement that fails when the library no longer calls it the way it
+is written for, and runs each through the library's public entry points.
 
-This module sits at the bottom of the app's layering: it imports libraries only. What a replacement needs from the layers above (the rules of
+What to do when a library is upgraded: read the replacements that name it against
+the new release's code, run tests/test_patches.py, then change its version here.
+
+This module sits at the bottom of the app's layering: it imports libraries and
+app/config.py only. What a replacement needs from the layers above (the rules of
 what a client may send, how a connection is looked at) comes in as an argument.
 Libraries whose private modules a replacement uses are imported where they are
-used.
+used, so that a release that moved them is refused by `check_versions()` with its
+message, not by an ImportError.
 """
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import logging
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 import engineio
 import flask_smorest
-import psycopg
 import socketio
 from flask import Request
 from psycopg import waiting
 from webargs.flaskparser import FlaskParser
 
+from .config import ConfigError
+
 log = logging.getLogger(__name__)
+
+# The release of each library whose code is replaced below, as requirements.txt pins it.
+WRITTEN_FOR: dict[str, str] = {
+    "python-socketio": "5.18.1",  # the message filter; the index of each socket's rooms
+    "python-engineio": "4.15.1",  # closing without waiting; bounded reads; frames written directly; pings
+    "gevent-websocket": "0.10.1",  # bounded reads; frames written directly; the unmasking
+    "simple-websocket": "1.1.0",  # bounded reads (`flask run`)
+    "Flask-Limiter": "4.1.1",  # a storage believed dead, forgotten for each new app
+    "flask-smorest": "0.47.0",  # the parser of every route's arguments
+    "webargs": "8.7.1",  # a JSON body Python cannot read is a 400
+    "SQLAlchemy": "2.1.9",  # the pre-ping that looks instead of asking
+    "psycopg": "3.3.9",  # the wait for the server on a gevent watcher
+    "gevent": "26.9.0",  # the watchers and timers of the replacements that run under gunicorn
+}
+
+
+class LibraryVersionError(ConfigError):
+    """An installed library is not the release this server's replacements of its code were written for."""
+
+
+@functools.cache
+def installed_versions() -> dict[str, str | None]:
+    """The installed release of each library of `WRITTEN_FOR` (None: not installed)."""
+    found: dict[str, str | None] = {}
+    for name in WRITTEN_FOR:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def check_versions(installed: Mapping[str, str | None] | None = None) -> None:
+    """Refuse to start (LibraryVersionError, one message naming each library) unless every
+    library of `WRITTEN_FOR` is installed at the release written for. `installed` maps
+    distribution names to versions; by default, what this process has installed."""
+    installed = installed_versions() if installed is None else installed
+    wrong = []
+    for name, wanted in WRITTEN_FOR.items():
+        have = installed.get(name)
+        if have != wanted:
+            wrong.append(f"{name} {have} is installed, written for {wanted}" if have
+                         else f"{name} is not installed, written for {wanted}")
+    if wrong:
+        raise LibraryVersionError(
+            "installed libraries are not the releases whose code app/patches.py replaces: "
+            + "; ".join(wrong)
+            + ". Install requirements.txt; or, to move to the installed release, check each replacement "
+            "in app/patches.py that names the library against the release's code, run tests/test_patches.py, "
+            "then update WRITTEN_FOR there and the pin in requirements.txt"
+        )
+
 
 # ---- python-socketio 5.18.1: the message filter --------------------------------------------------
 class SocketIOSteps(NamedTuple):
@@ -664,7 +728,8 @@ def wait_for_psycopg_on_gevent() -> None:
     about twice the CPU of the query itself. `wait_gevent` waits on one libev I/O
     watcher, with a timer only when the caller set a deadline (`notifies(timeout=...)`).
     Written for psycopg 3.3.9 (`psycopg.waiting.wait(gen, fileno, interval, timeout)`,
-    looked up by `Connection.wait` at each call) and gevent 26.9.0."""
-    if not psycopg.__version__.startswith("3."):
-        raise RuntimeError(f"written for psycopg 3, found {psycopg.__version__}")
+    looked up by `Connection.wait` at each call) and gevent 26.9.0.
+
+    Called before `create_app`, so it checks the versions itself first."""
+    check_versions()
     waiting.wait = wait_gevent

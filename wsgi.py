@@ -6,7 +6,7 @@ gevent before this module is imported; Socket.IO must then use gevent too.
 """
 import sys
 
-from app import create_app
+from app import create_app, patches
 from app.config import ConfigError
 
 
@@ -18,12 +18,9 @@ def _running_under_gevent() -> bool:
     return monkey.is_module_patched("socket")
 
 
-if _running_under_gevent():
-    from app import gevent_psycopg
-
-    gevent_psycopg.install()  # psycopg waits for the server on a gevent watcher
-
 try:
+    if _running_under_gevent():
+        patches.wait_for_psycopg_on_gevent()  # psycopg waits for the server on a gevent watcher
     app = create_app({"SOCKETIO_ASYNC_MODE": "gevent"} if _running_under_gevent() else None)
 except ConfigError as err:
     sys.exit(f"taskchat: refusing to start: {err}")

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_config, loggable_settings
 from . import extensions as ext
+from . import patches
 from .jsonsafe import SafeJSONProvider
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def create_app(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Flask:
     """Build the app from the environment (or `env`), then apply `overrides` (tests)."""
+    patches.check_versions()  # the libraries whose code app/patches.py replaces, at the releases it knows
     app = Flask(__name__, instance_relative_config=True)
     app.json = SafeJSONProvider(app)  # a body nested too deeply is a 400, not a RecursionError
     app.session_interface = NoSessions()
@@ -91,9 +93,7 @@ def register_extensions(app: Flask) -> None:
         logger=False,
         engineio_logger=False,
     )
-    # One Limiter serves each app made in this process (tests make one per test); it would
-    # keep believing the previous app's Redis was down, and count in memory for good.
-    ext.limiter._storage_dead = False
+    patches.forget_dead_limiter_storage(ext.limiter)  # one Limiter serves each app made in this process
     ext.limiter.init_app(app)
     if app.config["TRUSTED_PROXY_COUNT"]:
         # Behind that many proxies, the client address is the one they appended to

@@ -11,6 +11,7 @@ from flask import Flask
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import patches
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,7 @@ def ping_without_a_round_trip(engine: Engine) -> None:
     """
     if engine.dialect.name != "postgresql":
         return
-
-    def do_ping(dbapi_connection: Any) -> bool:
-        return not server_closed(dbapi_connection.pgconn)
-
-    # SQLAlchemy's pre-ping calls the dialect's `do_ping` for each checkout, and
-    # invalidates the pool when it answers False; this engine's dialect instance
-    # gets the look instead of the question.
-    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
+    patches.ping_by_looking(engine, lambda dbapi_connection: server_closed(dbapi_connection.pgconn))
 
 
 def server_closed(pgconn: Any) -> bool:

@@ -11,7 +11,7 @@ No separate depth limit is set: what `json.loads` can read (under a thousand
 levels) reaches only schemas that take no nested structure where they expect a
 scalar or a list of ids, and refuse it without walking into it.
 webargs (flask-smorest's `@blp.arguments`) parses bodies with the standard
-library itself; `app.api.JsonBodyParser` does the same there.
+library itself; `app.patches.JsonBodyParser` does the same there.
 """
 from __future__ import annotations
 

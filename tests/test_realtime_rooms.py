@@ -297,7 +297,7 @@ def test_one_of_two_sockets_disconnecting_leaves_the_other_in_the_room(socket, a
 
 def test_a_disconnected_socket_is_in_no_room_and_the_others_keep_theirs(app, socket, alice, bob, make_task,
                                                                            add_member, task):
-    """The server finds a socket's rooms from its own index (app/realtime/rooms.py), not by
+    """The server finds a socket's rooms from its own index (app/patches.py), not by
     scanning every room: what it answers must be what the rooms hold, before and after."""
     from app.extensions import socketio as sio
 

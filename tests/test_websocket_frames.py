@@ -1,5 +1,5 @@
 """gevent-websocket's reading of a client's frame, as the gunicorn worker runs it
-(app/realtime/directwrite.py): the unmasking in one step gives the bytes of the
+(app/patches.py): the unmasking in one step gives the bytes of the
 library's own loop, for every length and mask."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 websocket = pytest.importorskip("geventwebsocket.websocket")
 
-from app.realtime.directwrite import _unmask_in_one_step  # noqa: E402
+from app.patches import _unmask_in_one_step  # noqa: E402
 
 
 class _Header(websocket.Header):

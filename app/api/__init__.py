@@ -1,42 +1,24 @@
 """REST blueprints (flask-smorest): thin routes that parse, call a service, shape the answer."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-import flask_smorest
-from flask import Flask, Request
+from flask import Flask
 from flask_jwt_extended import current_user
-from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter, PathConverter
 
+from .. import patches
 from ..actor import Actor
 from ..extensions import api
 from ..schemas.fields import ID_DIGITS, MAX_DB_INT
 from ..schemas.outputs import seen_by
 from ..services import accounts
 
-
-class JsonBodyParser(FlaskParser):
-    """webargs' parser, with every JSON body Python cannot read answered 400
-    bad_request. Besides JSONDecodeError, `json.loads` raises RecursionError for
-    deep nesting and a bare ValueError for an integer of more than 4300 digits;
-    webargs let both through as a 500."""
-
-    def _raw_load_json(self, req: Request) -> Any:
-        try:
-            return super()._raw_load_json(req)
-        except json.JSONDecodeError:
-            raise
-        except (RecursionError, ValueError) as exc:
-            self._handle_invalid_json_error(exc, req)
-
-
-# flask-smorest binds a route's parser when the route is decorated, so this is set
-# here, before any route module is imported (they all import this package first).
-flask_smorest.Blueprint.ARGUMENTS_PARSER = JsonBodyParser()
+# flask-smorest binds a route's parser when the route is decorated, so its parser is
+# replaced here, before any route module is imported (they all import this package first).
+patches.install_json_body_parser()
 
 
 class IdConverter(IntegerConverter):

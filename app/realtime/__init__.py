@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Flask
 
+from .. import patches
 from ..extensions import socketio
-from . import directwrite, hardening, notify, rooms, throttle
+from . import hardening, notify, throttle
 from .namespace import TasksNamespace, handle_error
 from .presence import Registry
 
@@ -20,5 +21,5 @@ def register_namespaces(app: Flask) -> None:
     socketio.on_error_default(handle_error)
     # After the namespaces: the filter allows only their events.
     hardening.install(socketio.server)
-    directwrite.install(socketio.server.eio)
-    rooms.install(socketio.server.manager)
+    patches.write_frames_directly(socketio.server.eio)
+    patches.index_rooms(socketio.server.manager)

@@ -22,9 +22,9 @@ python-socketio and python-engineio act on whatever a client sends. Left alone:
   and leave the socket in the room (see `_Events` and MAX_EVENTS_IN_FLIGHT);
 - a long-polling POST that Engine.IO refuses (over `max_http_buffer_size`, or an
   unknown Engine.IO packet) kept its thread, and a worker connection slot,
-  forever (see `_close_sessions_without_waiting`);
+  forever (see `patches.close_sessions_without_waiting`);
 - a WebSocket message was read whole, however big, before its size was checked
-  (see `_bound_websocket_messages`).
+  (see `patches.bound_websocket_messages`).
 
 So `install` drops every binary packet and frame, every EVENT whose name is not
 one of the namespace's own handlers, and every packet that does not decode; a
@@ -41,12 +41,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-import engineio
 import socketio
-from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from socketio import packet
 
-from .. import cooperative
+from .. import cooperative, patches
 from ..errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -166,28 +164,18 @@ def client_events(server: socketio.Server) -> dict[str, frozenset[str]]:
 
 
 def install(server: socketio.Server) -> None:
-    """Put the filter in front of `server`'s Engine.IO message handler.
+    """Put the filter in front of `server`'s handling of every message a client sends
+    (`patches.filter_socketio_messages`: python-socketio gives no hook there).
 
-    Why the bound method is replaced on the instance, and re-registered with
-    Engine.IO: `_handle_eio_message` is the one place where a packet has been
-    read but nothing done with it yet. One level down, `_handle_event`, the
-    binary attachments have already been buffered and (in `_handle_eio_message`)
-    a malformed packet has already raised; one level up, Engine.IO hands over
-    raw strings and bytes. python-socketio gives no hook here. `Server.__init__`
-    registered the bound method with `eio.on("message", ...)`, so replacing the
-    attribute alone would not be enough for live traffic; Flask-SocketIO's test
-    client calls the attribute directly, so both are set.
-
-    An EVENT let through does not go on to python-socketio's `_handle_event`,
+    An EVENT let through does not go on to python-socketio's own event handling,
     which would start a thread for it at once; it is queued on its connection
-    (`_Events`), whose worker hands it to `_handle_event_internal` (the handler,
-    then its ack) in turn.
+    (`_Events`), whose worker hands it in turn to python-socketio's step that runs
+    the handler and then sends its ack (`run_event`).
 
     Call it after every namespace is registered: the allowed events are read once.
     """
     allowed = client_events(server)
-    original: Callable[[str, Any], None] = server._handle_eio_message
-    run_event = server._handle_event_internal  # runs the handler, then sends its ack
+    deliver, run_event, send_packet = patches.socketio_steps(server)
     events = _Events()
 
     def refuse(eio_sid: str, namespace: str, ack_id: int | None) -> None:
@@ -197,8 +185,8 @@ def install(server: socketio.Server) -> None:
         if ack_id is not None:
             error = RateLimited(IN_FLIGHT_RETRY_AFTER, "Too many events in flight on this connection; "
                                                        "wait for their answers").to_dict()
-            server._send_packet(eio_sid, server.packet_class(packet.ACK, namespace=namespace, id=ack_id,
-                                                             data=[{"ok": False, "error": error}]))
+            send_packet(eio_sid, server.packet_class(packet.ACK, namespace=namespace, id=ack_id,
+                                                     data=[{"ok": False, "error": error}]))
         if events.over(eio_sid) > MAX_EVENTS_IN_FLIGHT:
             log.warning("connection closed: %d events sent on top of %d unanswered",
                         events.over(eio_sid), MAX_EVENTS_IN_FLIGHT)
@@ -227,7 +215,7 @@ def install(server: socketio.Server) -> None:
             # Flask-SocketIO's test client turns async handlers off: it reads each
             # event's ack as soon as its emit returns, so the event runs right here.
             try:
-                run_event(server, sid, eio_sid, pkt.data, namespace, pkt.id)
+                run_event(sid, eio_sid, pkt.data, namespace, pkt.id)
             finally:
                 events.release(eio_sid)
             return
@@ -237,7 +225,7 @@ def install(server: socketio.Server) -> None:
             # an expired token) would only be refused as unknown: python-socketio drops
             # events of a socket that is not connected, and so does this.
             if server.manager.is_connected(sid, namespace):
-                run_event(server, sid, eio_sid, pkt.data, namespace, pkt.id)
+                run_event(sid, eio_sid, pkt.data, namespace, pkt.id)
 
         if events.enqueue(eio_sid, job):
             try:
@@ -261,7 +249,7 @@ def install(server: socketio.Server) -> None:
             log.debug("dropped a packet that does not decode")
             return
         if pkt.packet_type in _PASSED:
-            original(eio_sid, data)  # as python-socketio does them
+            deliver(eio_sid, data)  # as python-socketio does them
         elif pkt.packet_type == packet.EVENT:
             event = pkt.data[0] if isinstance(pkt.data, list) and pkt.data else None
             if isinstance(event, str) and event in allowed.get(pkt.namespace or "/", ()):
@@ -271,79 +259,6 @@ def install(server: socketio.Server) -> None:
         else:
             log.debug("dropped a packet of type %r", pkt.packet_type)
 
-    server._handle_eio_message = handle_eio_message
-    server.eio.on("message", handle_eio_message)
-    _close_sessions_without_waiting(server.eio)
-    _bound_websocket_messages(server.eio)
-
-
-def _close_sessions_without_waiting(eio: engineio.Server) -> None:
-    """`eio.disconnect(sid)` closes the session and answers at once. Engine.IO calls it
-    itself (on the instance) when it refuses a request of the session; a GET still
-    waiting on the session takes the CLOSE packet as before. Shutting everything down
-    (`disconnect()` without a sid) is left as it is."""
-    original = eio.disconnect
-
-    def disconnect(sid: str | None = None) -> None:
-        if sid is None:
-            original()
-            return
-        socket = eio.sockets.get(sid)
-        if socket is not None:
-            socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
-        eio.sockets.pop(sid, None)
-
-    eio.disconnect = disconnect
-
-
-def _bound_websocket_messages(eio: engineio.Server) -> None:
-    """Refuse a WebSocket message over `max_http_buffer_size` bytes while it is read.
-
-    Engine.IO checks the size of a message only once the WebSocket library has read
-    all of it, and neither library it uses here is told a limit: gevent-websocket
-    (gunicorn) reads a frame of whatever length its header announces, and joins
-    continuation frames without end; simple-websocket (`flask run`) takes a
-    `max_message_size` that Engine.IO does not pass. A 200 MB frame grew the gunicorn
-    worker by 380 MB before it was refused. The driver's WebSocket class is swapped,
-    on this server only, for one that passes the limit (simple-websocket) or counts
-    the bytes of each message as gevent-websocket reads them, refusing the read
-    that would pass the limit: the frame ends as if the client had gone, and
-    Engine.IO closes the connection as it does for any packet over the limit.
-    """
-    limit = eio.max_http_buffer_size
-    base = eio._async.get("websocket") if eio._async else None
-    if base is None:
-        return
-    if issubclass(base, SimpleWebSocketWSGI):
-
-        class Bounded(base):  # type: ignore[valid-type,misc]
-            def __init__(self, handler: Any, server: Any, **kwargs: Any):
-                super().__init__(handler, server, **kwargs)
-                self.server_args["max_message_size"] = limit
-
-    elif hasattr(base, "wait") and base.__module__ == "engineio.async_drivers.gevent":
-
-        class Bounded(base):  # type: ignore[valid-type,misc,no-redef]
-            _read = 0  # bytes of the message being read
-
-            def __call__(self, environ: dict, start_response: Any) -> Any:
-                ws = environ.get("wsgi.websocket")
-                if ws is not None:
-                    read_payload = ws.raw_read  # what gevent-websocket reads frame payloads with
-
-                    def bounded(size: int) -> bytes:
-                        self._read += size
-                        if self._read > limit:
-                            raise OSError("message too large")  # read_frame takes it for a lost connection
-                        return read_payload(size)
-
-                    ws.raw_read = bounded
-                return super().__call__(environ, start_response)
-
-            def wait(self) -> Any:
-                self._read = 0
-                return super().wait()
-
-    else:  # another driver: left as it is
-        return
-    eio._async = {**eio._async, "websocket": Bounded}
+    patches.filter_socketio_messages(server, handle_eio_message)
+    patches.close_sessions_without_waiting(server.eio)
+    patches.bound_websocket_messages(server.eio)

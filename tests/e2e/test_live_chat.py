@@ -285,7 +285,7 @@ def test_every_emoji_that_can_be_added_is_removed_over_http(live_server: LiveSer
 def test_a_client_that_upgrades_from_long_polling_chats_both_ways(live_server: LiveServer, api: Api, live_socket):
     """Browsers' clients start on long-polling and upgrade to WebSocket. Under gunicorn
     a WebSocket reached by upgrade keeps Engine.IO's writer, while one opened directly
-    gets a writer only when something is queued (app/realtime/directwrite.py): both
+    gets a writer only when something is queued (app/patches.py): both
     kinds must hear everything, in order, and see each other come and go."""
     room = make_room(api)
     task_id = room.task_id

@@ -1,7 +1,7 @@
 """A member whose client stops reading, against live gunicorn.
 
 Under gunicorn a frame is written by the greenlet that sends it when the socket has
-nothing queued (app/realtime/directwrite.py), never waiting on the client: once a
+nothing queued (app/patches.py), never waiting on the client: once a
 client's buffers are full, the rest of the frame and everything after it wait in
 that socket's queue. So a reader that stalls holds up nobody (the sender's acks and
 the other members' copies keep coming), and when it reads again it gets every frame

@@ -42,7 +42,7 @@ def register(app: Flask) -> None:
     @click.option("--tasks", type=click.IntRange(min=1), default=100, show_default=True)
     def bench_seed(users: int, tasks: int) -> None:
         """Benchmark data: EMPTY the configured database, then users 1..N, tasks 1..K, and
-        user u a commenter of task ((u-1) % K) + 1 (the Node peer's seed.js layout).
+        user u a commenter of task ((u-1) % K) + 1 (the load generator's seed layout, bench/).
 
         Users get one random, unknown password (no login: a load generator mints its own
         tokens with JWT_SECRET_KEY). Not for a database that holds anything of value."""

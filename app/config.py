@@ -55,9 +55,9 @@ class ConfigError(ValueError):
 # unset": the setting's default applies (most parsers say so for white space only).
 
 def parse_duration(value: str, name: str) -> timedelta:
-    """Parse the original server's duration strings: `24h`, `7d`, `30m`, `90s`.
+    """Parse a duration: `24h`, `7d`, `30m`, `90s`.
 
-    A bare number means seconds, as it did for jsonwebtoken's `expiresIn`.
+    A bare number means seconds, as jsonwebtoken's `expiresIn` reads it.
     """
     match = _DURATION.match(str(value))
     if not match:
@@ -246,7 +246,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CORS_ORIGINS", _cors_origins, lambda settings, instance: list(DEFAULT_CORS_ORIGINS),
             "comma list of browser origins allowed on REST and Socket.IO; * allows all (not in production)"),
     Setting("SOCKETIO_ROOT_NAMESPACE", parse_bool, True,
-            "also serve the events at the default namespace / (the original frontend connects there)"),
+            "also serve the events at the default namespace / (the web frontend connects there)"),
     Setting("SOCKETIO_MAX_HTTP_BUFFER_SIZE", _whole_number(), 64 * 1024, "largest Socket.IO packet, in bytes"),
     # Engine.IO's heartbeat (socket.io's own defaults): a ping every interval; a client
     # that has not answered within the timeout is closed.

@@ -144,6 +144,6 @@ def error_response(err: AppError) -> Response:
     return response
 
 
-# The original server's words for the cases its frontend already shows.
+# The words the web frontend already shows for these cases.
 NO_TASK_ACCESS = "No access to this task"
 NO_SEND_PERMISSION = "No permission to send messages"

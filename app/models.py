@@ -225,8 +225,8 @@ class ActivityLog(db.Model):
     action: Mapped[str] = mapped_column(String(50))
     entity_type: Mapped[str] = mapped_column(String(50))
     entity_id: Mapped[int | None] = mapped_column(BigInteger)
-    # Not in the original schema: which task the entry belongs to, so a task's
-    # activity is one indexed query. No foreign key: the log outlives the task.
+    # Which task the entry belongs to, so a task's activity is one indexed query.
+    # No foreign key: the log outlives the task.
     task_id: Mapped[int | None] = mapped_column(Integer)
     old_values: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     new_values: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)

@@ -2,7 +2,7 @@
 
 Every handler takes its payload as `*args`, so a client that sends nothing, or
 too much, gets a `validation_error` rather than a TypeError. Failures are
-turned into the ack `{"ok": false, "error": {...}}` and the original's `error`
+turned into the ack `{"ok": false, "error": {...}}` and the `error` event
 event by `handle_error`, registered for every namespace.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _token(auth: Any, environ: dict[str, Any]) -> Any:
 
 
 def _task_payload(args: tuple[Any, ...]) -> dict[str, Any]:
-    """`join_task` and `leave_task` take a bare task id, as the original did, or an object."""
+    """`join_task` and `leave_task` take a bare task id, as the web frontend sends it, or an object."""
     data = args[0] if args else None
     return data if isinstance(data, dict) else {"taskId": data}
 
@@ -58,7 +58,7 @@ def _socket() -> SocketKey:
 
 
 class TasksNamespace(Namespace):
-    """The task chat's events. Mounted at `/tasks`, and at `/` for the original frontend."""
+    """The task chat's events. Mounted at `/tasks`, and at `/` for the web frontend."""
 
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Every event runs in an app context only (see context.py), not in the Flask
@@ -178,7 +178,7 @@ class TasksNamespace(Namespace):
 
 
 def handle_error(exc: Exception) -> dict[str, Any]:
-    """Any failure of an event: the ack, and the `error` event the original frontend listens to."""
+    """Any failure of an event: the ack, and the `error` event the web frontend listens to."""
     event = context.event_name()
     err = as_app_error(exc)
     if isinstance(err, Unavailable):

@@ -2,7 +2,7 @@
 
 The services' events reach it after their commit (`subscribe`, app/aftercommit.py),
 so nothing is announced that was not stored. Every task room exists once per mounted
-namespace (`/tasks`, and `/` for the original frontend); each emit goes to all
+namespace (`/tasks`, and `/` for the web frontend); each emit goes to all
 of them, so clients of both namespaces share the room. Who is where is kept in
 `presence.Registry`, one per app.
 """
@@ -177,7 +177,7 @@ def _sweep_typing(app) -> None:
 
 
 def error_to(key: SocketKey, error: dict[str, Any]) -> None:
-    """The original's `error` event, to the one socket whose event failed."""
+    """The `error` event the web frontend listens to, to the one socket whose event failed."""
     socketio.emit("error", error, to=key[1], namespace=key[0])
 
 

@@ -8,7 +8,7 @@ they happen:
 - on PostgreSQL, every revocation is announced by the database when it commits
   (a trigger's `NOTIFY taskchat_revoked`, migration 0005); the watcher listens and
   ends the sockets at once;
-- the watcher also sweeps every `AUTH_SWEEP_INTERVAL` (1 s by default): expired
+- the watcher also sweeps every `AUTH_SWEEP_SECONDS` (1 s by default): expired
   tokens, and the blocklist read for every open socket, which catches what was
   revoked while it could not listen.
 Until the watcher listens and has swept once, and always on SQLite (which has no

@@ -7,7 +7,7 @@ Kept in this process's memory by default, in `windows.MovingWindows`: O(1)
 amortised per event and nothing in between. Not the `limits` library's `memory://`
 storage: that one runs a timer thread that, every 10 ms while events keep coming,
 rescans every key it holds, which took about a quarter of a gevent worker's CPU
-under load (GitHub issue 9). With `REDIS_URL` set, the `limits` library's moving
+under load. With `REDIS_URL` set, the `limits` library's moving
 windows in Redis count instead, so that every process counts the same events.
 
 A socket that keeps hammering after being refused (more than `RATE_LIMIT_REFUSALS`

@@ -32,7 +32,7 @@ _SPACE = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u
 
 class Id(fields.Field):
     """A positive integer id. Accepts JSON integers and strings of digits (the
-    original frontend sends ids as it got them, sometimes as strings); refuses
+    web frontend sends ids as it got them, sometimes as strings); refuses
     booleans, floats, and anything a database integer cannot hold."""
 
     default_error_messages = {"invalid": "Must be a positive integer id."}

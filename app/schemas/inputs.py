@@ -26,7 +26,7 @@ MAX_NOTIFICATION_IDS = 500
 
 
 class InputSchema(CamelSchema):
-    """Base of every input: unknown keys are ignored, as the original ignored them."""
+    """Base of every input: unknown keys are ignored (clients send extra keys the frontend keeps)."""
 
     # The message a socket client sees when this payload is refused.
     error_message = "Invalid request data"
@@ -183,7 +183,7 @@ class MessageBodyIn(InputSchema):
 
     @pre_load
     def _null_lists(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        # The original treated a missing or null list as [].
+        # A missing or null list is []: the web frontend sends either for none.
         if isinstance(data, dict):
             data = {k: v for k, v in data.items() if not (k in ("attachments", "mentions") and v is None)}
         return data
@@ -278,7 +278,7 @@ class NotificationArgs(InputSchema):
 
 class NotificationsReadIn(InputSchema):
     """`{"ids": [...]}` marks those, `{"all": true}` every one; never both, never neither. An
-    empty body used to mean "all", so a client that sent one by mistake lost every unread mark."""
+    empty body is not "all": a client that sent one by mistake would lose every unread mark."""
 
     ids = BoundedList(Id(), max_length=MAX_NOTIFICATION_IDS)
     all_ = JsonBoolean(validate=validate.OneOf([True], error="Must be true; or send ids."))

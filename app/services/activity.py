@@ -37,7 +37,7 @@ def record(
     return entry
 
 
-# A sent message's entry keeps the start of its text, as the original server's log did.
+# A sent message's entry keeps the start of its text: enough to tell which message it was.
 LOGGED_TEXT_LENGTH = 100
 
 

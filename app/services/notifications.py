@@ -74,8 +74,8 @@ class ReadResult:
 
 def mark_read(actor: Actor, ids: list[int] | None = None, *, everything: bool = False) -> ReadResult:
     """The given notifications of the actor (others' ids are ignored), or with `everything`
-    all of them: said outright, since "no ids" once meant "all" and a client that meant
-    "none" lost every unread mark."""
+    all of them: said outright, since reading "no ids" as "all" would cost a client that
+    meant "none" every unread mark."""
     if (ids is None) != everything:
         raise ValidationError(details={"_schema": ["Send either ids or all: true."]})
     query = update(Notification).where(_visible(actor.id), Notification.read_at.is_(None))

@@ -2,7 +2,7 @@
 wire is the output schemas' business (app/schemas/outputs.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
@@ -34,7 +34,7 @@ MANAGING_ROLES = frozenset({"owner"})
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class User(Model):

@@ -8,7 +8,7 @@ event by `handle_error`, registered for every namespace.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_socketio import ConnectionRefusedError, Namespace
@@ -48,7 +48,7 @@ def _payload(args: tuple[Any, ...]) -> Any:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _socket() -> SocketKey:

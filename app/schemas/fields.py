@@ -9,7 +9,7 @@ cleaning of `Text` and `Token` as plain functions, for the inputs' fast paths.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError as SchemaError
@@ -187,9 +187,9 @@ def utc_iso(value: datetime | None) -> str | None:
     """The wire form of a time: ISO 8601 in UTC, milliseconds, with a `Z`."""
     if value is None:
         return None
-    if value.tzinfo is not timezone.utc:
+    if value.tzinfo is not UTC:
         # SQLite hands back naive datetimes that are UTC; PostgreSQL, its session's zone.
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" written as "Z"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt as pyjwt
@@ -180,7 +180,7 @@ def logout(actor: Actor, access_claims: dict[str, Any], refresh_token: str | Non
 def _row(claims: dict[str, Any], user_id: int) -> RevokedToken:
     return RevokedToken(
         jti=claims["jti"], type=claims["type"], user_id=user_id,
-        expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc),
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
     )
 
 

@@ -73,7 +73,7 @@ class MovingWindows:
                 entries.move_to_end(key)
             self._drop_idle(entries, now - self._longest[kind])
 
-            for stamps, (amount, seconds) in zip(entry.stamps, limits):
+            for stamps, (amount, seconds) in zip(entry.stamps, limits, strict=True):
                 horizon = now - seconds
                 while stamps and stamps[0] < horizon:
                     stamps.popleft()

@@ -260,7 +260,8 @@ class MessageVersionOut(CamelSchema):
 
 class MessageHistoryOut(CamelSchema):
     message_id = fields.Integer()
-    versions = fields.List(fields.Nested(MessageVersionOut), metadata={"description": "oldest first; the last is current"})
+    versions = fields.List(fields.Nested(MessageVersionOut),
+                           metadata={"description": "oldest first; the last is current"})
 
 
 class MessagePageOut(CamelSchema):

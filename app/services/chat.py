@@ -3,7 +3,8 @@
 Each runs inside `chat_write` (see ordering.py): the task's write lock, checks
 under it, then the change, its activity entry and its event in one transaction;
 the event is announced once that commits (app/aftercommit.py), still under the lock,
-so the rooms hear a task's changes in the order they were stored. A plain text message on PostgreSQL is all of that in one
+so the rooms hear a task's changes in the order they were stored.
+A plain text message on PostgreSQL is all of that in one
 statement (chat_fast.py); anything else, or anything unusual, takes the path here.
 """
 from __future__ import annotations

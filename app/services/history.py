@@ -112,5 +112,6 @@ def versions(actor: Actor, message_id: int, task_id: int | None = None) -> dict[
     items: list[dict[str, Any]] = [
         {"message": e.message, "written_at": e.written_at, "replaced_at": e.replaced_at} for e in earlier
     ]
-    items.append({"message": message.message, "written_at": message.edited_at or message.created_at, "replaced_at": None})
+    items.append({"message": message.message, "written_at": message.edited_at or message.created_at,
+                  "replaced_at": None})
     return {"message_id": message.id, "versions": items}

@@ -67,7 +67,7 @@ def server_closed(pgconn: Any) -> bool:
             break
         try:
             pgconn.consume_input()
-        except Exception:  # psycopg's OperationalError: "server closed the connection unexpectedly"
+        except Exception:  # noqa: BLE001 (psycopg's OperationalError: "server closed the connection unexpectedly")
             return True
     return pgconn.status != _CONNECTION_OK
 

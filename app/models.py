@@ -150,7 +150,8 @@ class ChatMessage(Model):
     deleted_by: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User | None] = relationship(lazy="joined")
-    parent: Mapped[ChatMessage | None] = relationship(remote_side=[id], lazy="joined", join_depth=1)
+    # `id` is the column above (SQLAlchemy's way to name the remote side of a self-reference).
+    parent: Mapped[ChatMessage | None] = relationship(remote_side=[id], lazy="joined", join_depth=1)  # noqa: A003
     reactions: Mapped[list[Reaction]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", passive_deletes=True,
         order_by="[Reaction.created_at, Reaction.user_id, Reaction.emoji]",

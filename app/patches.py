@@ -468,7 +468,7 @@ class WriterOnDemand:
                         continue
                     try:
                         self.ws.send(pkt.encode())
-                    except Exception:  # as Engine.IO's writer: the connection is gone
+                    except Exception:  # noqa: BLE001 (as Engine.IO's writer: the connection is gone)
                         self.closed = True
                         self.ws.close()
                 finally:
@@ -683,7 +683,11 @@ class _Expired(Exception):
     pass
 
 
-def wait_gevent(gen: Any, fileno: int, interval: float | None = 0.0, timeout: float | None = None) -> Any:
+def wait_gevent(
+    gen: Any, fileno: int,
+    interval: float | None = 0.0,  # noqa: ARG001 (psycopg's signature: see the docstring)
+    timeout: float | None = None,
+) -> Any:
     """`psycopg.waiting.wait`, on a gevent I/O watcher.
 
     `interval` (psycopg's periodic wake-up, for Ctrl-C in a blocking program) is not

@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask_socketio import ConnectionRefusedError, Namespace
+from flask_socketio import ConnectionRefusedError, Namespace  # noqa: A004 (Flask-SocketIO's name)
 
 from ..actor import Actor
 from ..errors import AuthError, RateLimited, TooManyConnections, Unavailable, as_app_error
@@ -80,7 +80,7 @@ class TasksNamespace(Namespace):
                 return handler(*payload)
             except ConnectionRefusedError:
                 raise  # python-socketio refuses the connection with it
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (any failure is the event's error answer)
                 return handle_error(exc)
 
     def _actor(self, kind: str) -> Actor:
@@ -110,7 +110,7 @@ class TasksNamespace(Namespace):
         session = sessions.renew(_socket(), actor, token)
         return ok({"expiresAt": _iso(session.expires_at)})
 
-    def on_disconnect(self, reason: Any = None) -> None:
+    def on_disconnect(self, reason: Any = None) -> None:  # noqa: ARG002 (python-socketio passes the reason)
         notify.disconnected(_socket())
 
     def on_join_task(self, *args: Any) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def logout(actor: Actor, access_claims: dict[str, Any], refresh_token: str | Non
             claims = decode_claims(refresh_token, token_type="refresh")
         except TokenExpired:
             claims = None
-        except Exception:
+        except Exception:  # noqa: BLE001 (a token that cannot be read, whatever the reason, is refused)
             raise ValidationError(details={"refreshToken": ["Not a valid refresh token."]}) from None
         if claims is not None:
             if str(claims.get("sub")) != str(actor.id):

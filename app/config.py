@@ -296,7 +296,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 # ---- loading -----------------------------------------------------------------------------
-def load_config(env: Mapping[str, str] | None = None, instance_path: str | None = None) -> dict:
+def load_config(env: Mapping[str, str] | None = None, instance_path: str | None = None) -> dict[str, Any]:
     """The settings of `env` (default: the process environment) for `app.config`: each
     row of SETTINGS under its name, then the keys that follow from them."""
     env = os.environ if env is None else env

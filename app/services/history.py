@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from ..actor import Actor
 from ..errors import MessageDeleted
@@ -26,11 +26,11 @@ class MessagePage:
     has_more_after: bool | None = None
 
 
-def _in_task(task_id: int):
+def _in_task(task_id: int) -> Select[ChatMessage]:
     return select(ChatMessage).where(ChatMessage.task_id == task_id)
 
 
-def _take(query, limit: int) -> tuple[list[ChatMessage], bool]:
+def _take(query: Select[ChatMessage], limit: int) -> tuple[list[ChatMessage], bool]:
     rows = list(db.session.scalars(query.limit(limit + 1)))
     return rows[:limit], len(rows) > limit
 

@@ -99,8 +99,8 @@ class TasksNamespace(Namespace):
         except AuthError as err:
             raise ConnectionRefusedError(err.message, {"code": err.code}) from None
         if not sessions.opened(_socket(), session):
-            err = TooManyConnections()
-            raise ConnectionRefusedError(err.message, {"code": err.code})
+            refused = TooManyConnections()
+            raise ConnectionRefusedError(refused.message, {"code": refused.code})
 
     def on_refresh_token(self, *args: Any) -> dict[str, Any]:
         """Renew in place: a new access token of the same user, before the old one

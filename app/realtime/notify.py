@@ -154,7 +154,7 @@ def typing_ended(task_id: int, actor: Actor, skip_sid: str | None = None) -> Non
 
 def _start_typing_sweeper() -> None:
     if registry().start_sweeping():
-        socketio.start_background_task(_sweep_typing, current_app._get_current_object())
+        socketio.start_background_task(_sweep_typing, current_app._get_current_object())  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
 
 
 def _sweep_typing(app) -> None:

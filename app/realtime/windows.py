@@ -43,7 +43,7 @@ class _Entry:
 
     def __init__(self, now: float, items: int):
         self.last = now
-        self.stamps = tuple(deque() for _ in range(items))
+        self.stamps: tuple[deque[float], ...] = tuple(deque() for _ in range(items))
 
 
 class MovingWindows:

@@ -58,10 +58,10 @@ class NoSessions(SessionInterface):
     still opens the session for every socket event, which parsed the handshake's cookies
     each time; this hands out Flask's null session instead, and never sets a cookie."""
 
-    def open_session(self, app: Flask, request: Any) -> Any:
+    def open_session(self, app: Flask, request: Any) -> Any:  # noqa: ARG002 (Flask's SessionInterface signature)
         return self.make_null_session(app)
 
-    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:  # noqa: ARG002 (Flask's signature)
         return None
 
 

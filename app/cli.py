@@ -84,7 +84,8 @@ def seed_benchmark(users: int, tasks: int) -> str:
         ])
         for start in range(1, users + 1, batch):
             conn.execute(insert(TaskMember), [
-                {"task_id": (u - 1) % tasks + 1, "user_id": u, "role": "commenter", "created_at": now, "last_read_id": 0}
+                {"task_id": (u - 1) % tasks + 1, "user_id": u, "role": "commenter", "created_at": now,
+                 "last_read_id": 0}
                 for u in range(start, min(users, start + batch - 1) + 1)
             ])
         if engine.dialect.name == "postgresql":

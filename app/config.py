@@ -146,7 +146,7 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def _as_written(value: str, name: str) -> str:
+def _as_written(value: str, _name: str) -> str:
     return value
 
 
@@ -168,24 +168,24 @@ def _jwt_algorithm(value: str, name: str) -> str:
     return algorithm
 
 
-def _cors_origins(value: str, name: str) -> list[str] | str:
+def _cors_origins(value: str, _name: str) -> list[str] | str:
     # The same list in every environment (a foreign Origin gets no CORS headers and no
     # Socket.IO session); '*' only when written explicitly, and never in production.
     origins = parse_origins(value)
     return "*" if "*" in origins else origins
 
 
-def _redis_url(value: str, name: str) -> str | None:
+def _redis_url(value: str, _name: str) -> str | None:
     return value.strip() or None
 
 
-def _log_level(value: str, name: str) -> str:
+def _log_level(value: str, _name: str) -> str:
     return value.upper()
 
 
 def _auth_rate(default: str) -> Callable[[Mapping[str, Any], Path], str]:
     """A login or registration limit's default: generous under APP_ENV=testing."""
-    return lambda settings, instance: TESTING_AUTH_RATE_LIMIT if settings["APP_ENV"] == "testing" else default
+    return lambda settings, _instance: TESTING_AUTH_RATE_LIMIT if settings["APP_ENV"] == "testing" else default
 
 
 # ---- the table -------------------------------------------------------------------------
@@ -226,8 +226,8 @@ SETTINGS: tuple[Setting, ...] = (
             "access token lifetime (90s, 15m, 24h, 7d)", legacy="JWT_EXPIRES_IN"),
     Setting("JWT_REFRESH_TOKEN_EXPIRES", parse_duration, timedelta(days=7),
             "refresh token lifetime", legacy="JWT_REFRESH_EXPIRES_IN"),
-    Setting("DATABASE_URL", lambda value, name: normalize_database_url(value),
-            lambda settings, instance: "sqlite:///" + str(instance / "taskchat.db"),
+    Setting("DATABASE_URL", lambda value, _name: normalize_database_url(value),
+            lambda _settings, instance: "sqlite:///" + str(instance / "taskchat.db"),
             "any SQLAlchemy URL; postgres:// and postgresql:// are run with psycopg 3"),
     # PostgreSQL only, folded into SQLALCHEMY_ENGINE_OPTIONS (see _derived).
     Setting("PGCONNECT_TIMEOUT", _whole_number(), 10,
@@ -243,7 +243,7 @@ SETTINGS: tuple[Setting, ...] = (
             "PostgreSQL: autocommit connections for the plain chat send's statement, besides the pool"),
     Setting("ALLOW_SQLITE_IN_PRODUCTION", parse_bool, False,
             "1 lets a production server run on SQLite (one small instance)"),
-    Setting("CORS_ORIGINS", _cors_origins, lambda settings, instance: list(DEFAULT_CORS_ORIGINS),
+    Setting("CORS_ORIGINS", _cors_origins, lambda _settings, _instance: list(DEFAULT_CORS_ORIGINS),
             "comma list of browser origins allowed on REST and Socket.IO; * allows all (not in production)"),
     Setting("SOCKETIO_ROOT_NAMESPACE", parse_bool, True,
             "also serve the events at the default namespace / (the web frontend connects there)"),
@@ -254,10 +254,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SOCKETIO_PING_TIMEOUT", _whole_number(), 20, "seconds a client has to answer a ping"),
     Setting("MAX_CONTENT_LENGTH", _whole_number(), 1024 * 1024, "largest REST request body, in bytes"),
     # Uploads: where they are kept, how big and of which types they may be.
-    Setting("ATTACHMENTS_DIR", _as_written, lambda settings, instance: str(instance / "attachments"),
+    Setting("ATTACHMENTS_DIR", _as_written, lambda _settings, instance: str(instance / "attachments"),
             "where uploaded chat files are stored"),
     Setting("ATTACHMENT_MAX_BYTES", _whole_number(), 10 * 1024 * 1024, "largest upload, in bytes"),
-    Setting("ATTACHMENT_TYPES", lambda value, name: parse_mime_types(value), parse_mime_types(None),
+    Setting("ATTACHMENT_TYPES", lambda value, _name: parse_mime_types(value), parse_mime_types(None),
             "comma list of allowed MIME types, judged from the file name"),
     # Typing: `user_typing` at most once per user and task per throttle; the
     # server says `user_stopped_typing` itself after the timeout.
@@ -296,7 +296,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 
 # ---- loading -----------------------------------------------------------------------------
-def load_config(env: Mapping[str, str] | None = None, instance_path: str | None = None) -> dict:
+def load_config(env: Mapping[str, str] | None = None, instance_path: str | None = None) -> dict[str, Any]:
     """The settings of `env` (default: the process environment) for `app.config`: each
     row of SETTINGS under its name, then the keys that follow from them."""
     env = os.environ if env is None else env

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -67,9 +68,10 @@ def server_closed(pgconn: Any) -> bool:
             break
         try:
             pgconn.consume_input()
-        except Exception:  # psycopg's OperationalError: "server closed the connection unexpectedly"
+        except Exception:  # noqa: BLE001 (psycopg's OperationalError: "server closed the connection unexpectedly")
             return True
-    return pgconn.status != _CONNECTION_OK
+    closed: bool = pgconn.status != _CONNECTION_OK
+    return closed
 
 
 def has_input(fd: int) -> bool:
@@ -81,7 +83,7 @@ def has_input(fd: int) -> bool:
     return bool(readable)
 
 
-def _select(fd: int) -> tuple[list, list, list]:
+def _select(fd: int) -> tuple[list[Any], list[Any], list[Any]]:
     # The operating system's select, even under gevent: a zero timeout never blocks,
     # so there is nothing to cooperate about, and gevent's would set up watchers.
     global _original_select
@@ -90,15 +92,20 @@ def _select(fd: int) -> tuple[list, list, list]:
     return _original_select([fd], [], [], 0)
 
 
-def _find_original_select():
+# select.select's type (gevent's `get_original` hands it back untyped).
+_SelectFunction = Callable[..., tuple[list[Any], list[Any], list[Any]]]
+
+
+def _find_original_select() -> _SelectFunction:
     import select
 
     if "gevent" in sys.modules:
         from gevent import monkey
 
-        return monkey.get_original("select", "select")
+        original: _SelectFunction = monkey.get_original("select", "select")
+        return original
     return select.select
 
 
-_original_select = None  # found on first use: gevent may patch after this module is imported
+_original_select: _SelectFunction | None = None  # found on first use: gevent may patch after this module is imported
 _CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK)

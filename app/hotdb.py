@@ -44,14 +44,14 @@ class HotConnections:
         self._lock = cooperative.lock()
         self._idle: list[psycopg.Connection] = []
         self._closed = False
-        self._batchers: dict[str, Batcher] = {}
+        self._batchers: dict[str, Batcher[Any, Any]] = {}
 
-    def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple | None:
+    def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         """Run one statement in autocommit; its first row, or None."""
         rows = self.fetch_all(sql, params, first_only=True)
         return rows[0] if rows else None
 
-    def fetch_all(self, sql: str, params: dict[str, Any], *, first_only: bool = False) -> list[tuple]:
+    def fetch_all(self, sql: str, params: dict[str, Any], *, first_only: bool = False) -> list[tuple[Any, ...]]:
         """Run one statement in autocommit; its rows."""
         if not self._slots.acquire(timeout=self._timeout):
             raise Unavailable()
@@ -77,7 +77,7 @@ class HotConnections:
         finally:
             self._slots.release()
 
-    def batcher(self, name: str, make: Callable[[], Batcher]) -> Batcher:
+    def batcher(self, name: str, make: Callable[[], Batcher[Any, Any]]) -> Batcher[Any, Any]:
         """This app's batcher called `name` (app/batches.py), made once."""
         found = self._batchers.get(name)
         if found is None:
@@ -117,7 +117,7 @@ class HotConnections:
             pass
 
 
-_compiled: dict[int, tuple[Select, str]] = {}
+_compiled: dict[int, tuple[Select[*tuple[Any, ...]], str]] = {}
 
 
 def connections() -> HotConnections | None:
@@ -131,7 +131,7 @@ def session_in_transaction() -> bool:
     return db.session.registry.has() and db.session().in_transaction()
 
 
-def read_one(stmt: Select, params: dict[str, Any]) -> tuple | None:
+def read_one(stmt: Select[*tuple[Any, ...]], params: dict[str, Any]) -> tuple[Any, ...] | None:
     """The first row of a select whose parameters are `bindparam`s named in `params`.
     On a hot connection when the app has them (PostgreSQL) and this event or
     request holds no transaction yet (asking for a second connection while holding

@@ -2,14 +2,21 @@
 wire is the output schemas' business (app/schemas/outputs.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+
+if TYPE_CHECKING:
+    # mypy cannot take `db.Model` (typed as a variable) as a base class; for the type
+    # checker the models derive from the declarative base that `db` is built on.
+    from .extensions import Base as Model
+else:
+    Model = db.Model
 
 # bigint ids on PostgreSQL; SQLite only autoincrements a plain INTEGER primary key.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -27,10 +34,10 @@ MANAGING_ROLES = frozenset({"owner"})
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-class User(db.Model):
+class User(Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -54,7 +61,7 @@ def display_name(user_id: int, first_name: str, last_name: str) -> str:
     return name or f"User {user_id}"
 
 
-class Task(db.Model):
+class Task(Model):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -82,7 +89,7 @@ class Task(db.Model):
     messages: Mapped[list[ChatMessage]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
-class TaskMember(db.Model):
+class TaskMember(Model):
     __tablename__ = "task_members"
 
     # The primary key (task_id, user_id) is the "one membership per task and user" rule.
@@ -109,7 +116,7 @@ class TaskMember(db.Model):
         return self.role in MANAGING_ROLES
 
 
-class ChatMessage(db.Model):
+class ChatMessage(Model):
     __tablename__ = "task_chat"
     __table_args__ = (
         Index("ix_task_chat_task_id_id", "task_id", "id"),
@@ -143,7 +150,8 @@ class ChatMessage(db.Model):
     deleted_by: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User | None] = relationship(lazy="joined")
-    parent: Mapped[ChatMessage | None] = relationship(remote_side=[id], lazy="joined", join_depth=1)
+    # `id` is the column above (SQLAlchemy's way to name the remote side of a self-reference).
+    parent: Mapped[ChatMessage | None] = relationship(remote_side=[id], lazy="joined", join_depth=1)  # noqa: A003
     reactions: Mapped[list[Reaction]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", passive_deletes=True,
         order_by="[Reaction.created_at, Reaction.user_id, Reaction.emoji]",
@@ -159,7 +167,7 @@ class ChatMessage(db.Model):
         return None if self.deleted else self.message[:REPLY_EXCERPT_LENGTH]
 
 
-class MessageEdit(db.Model):
+class MessageEdit(Model):
     """A version of a message that an edit replaced."""
 
     __tablename__ = "message_edits"
@@ -171,7 +179,7 @@ class MessageEdit(db.Model):
     replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Reaction(db.Model):
+class Reaction(Model):
     __tablename__ = "message_reactions"
 
     # One reaction per message, user and emoji.
@@ -183,7 +191,7 @@ class Reaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Attachment(db.Model):
+class Attachment(Model):
     """An uploaded file. It belongs to the task and its uploader until a message takes it."""
 
     __tablename__ = "attachments"
@@ -200,7 +208,7 @@ class Attachment(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Notification(db.Model):
+class Notification(Model):
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),)
 
@@ -216,7 +224,7 @@ class Notification(db.Model):
     from_user: Mapped[User | None] = relationship(foreign_keys=[from_user_id], lazy="joined")
 
 
-class ActivityLog(db.Model):
+class ActivityLog(Model):
     __tablename__ = "activity_logs"
     __table_args__ = (Index("ix_activity_logs_task_id_id", "task_id", "id"),)
 
@@ -234,7 +242,7 @@ class ActivityLog(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class RevokedToken(db.Model):
+class RevokedToken(Model):
     """A token given up by logout. Kept until it would have expired anyway, so a
     revocation survives restarts and is seen by every process; then purged."""
 

@@ -264,7 +264,7 @@ def bound_websocket_messages(eio: engineio.Server) -> None:
         class Bounded(base):  # type: ignore[valid-type,misc,no-redef]
             _read = 0  # bytes of the message being read
 
-            def __call__(self, environ: dict, start_response: Any) -> Any:
+            def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
                 ws = environ.get("wsgi.websocket")
                 if ws is not None:
                     read_payload = ws.raw_read  # what gevent-websocket reads frame payloads with
@@ -273,7 +273,8 @@ def bound_websocket_messages(eio: engineio.Server) -> None:
                         self._read += size
                         if self._read > limit:
                             raise OSError("message too large")  # read_frame takes it for a lost connection
-                        return read_payload(size)
+                        payload: bytes = read_payload(size)
+                        return payload
 
                     ws.raw_read = bounded
                 return super().__call__(environ, start_response)
@@ -364,7 +365,7 @@ def write_frames_directly(eio: engineio.Server) -> None:
     class DirectWrite(base):  # type: ignore[valid-type,misc]
         writing = False  # a frame is being written by whoever holds this flag
 
-        def __call__(self, environ: dict, start_response: Any) -> Any:
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
             gws = environ.get("wsgi.websocket")
             raw = getattr(getattr(getattr(gws, "handler", None), "socket", None), "_sock", None)
             eio_socket = getattr(self.app, "__self__", None)  # the handler is a bound method of it
@@ -468,7 +469,7 @@ class WriterOnDemand:
                         continue
                     try:
                         self.ws.send(pkt.encode())
-                    except Exception:  # as Engine.IO's writer: the connection is gone
+                    except Exception:  # noqa: BLE001 (as Engine.IO's writer: the connection is gone)
                         self.closed = True
                         self.ws.close()
                 finally:
@@ -483,7 +484,7 @@ def _starting_queue_class() -> type:
     is imported only where it runs)."""
     from gevent.queue import Queue
 
-    class StartingQueue(Queue):  # type: ignore[misc,valid-type]
+    class StartingQueue(Queue[Any]):
         def __init__(self, writer: WriterOnDemand):
             super().__init__()
             self.writer = writer
@@ -648,7 +649,8 @@ class JsonBodyParser(FlaskParser):
         except json.JSONDecodeError:
             raise
         except (RecursionError, ValueError) as exc:
-            self._handle_invalid_json_error(exc, req)
+            # webargs annotates the two errors it passes; the handler answers 400 for any.
+            self._handle_invalid_json_error(exc, req)  # type: ignore[arg-type]
 
 
 def install_json_body_parser() -> None:
@@ -683,7 +685,11 @@ class _Expired(Exception):
     pass
 
 
-def wait_gevent(gen: Any, fileno: int, interval: float | None = 0.0, timeout: float | None = None) -> Any:
+def wait_gevent(
+    gen: Any, fileno: int,
+    interval: float | None = 0.0,  # noqa: ARG001 (psycopg's signature: see the docstring)
+    timeout: float | None = None,
+) -> Any:
     """`psycopg.waiting.wait`, on a gevent I/O watcher.
 
     `interval` (psycopg's periodic wake-up, for Ctrl-C in a blocking program) is not

@@ -36,6 +36,6 @@ class FastJSON:
         return json.loads(text, **kwargs)
 
 
-class TextPacket(packet.Packet):
+class TextPacket(packet.Packet):  # type: ignore[misc]  # python-socketio ships no types: Packet is Any here
     uses_binary_events = False
     json = FastJSON

@@ -72,8 +72,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         response = _respond(_from_http(exc))
-        if getattr(exc, "valid_methods", None):  # a 405 must say what is allowed
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        valid_methods = getattr(exc, "valid_methods", None)
+        if valid_methods:  # a 405 must say what is allowed
+            response.headers["Allow"] = ", ".join(valid_methods)
         return response
 
     @app.errorhandler(Exception)

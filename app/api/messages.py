@@ -73,7 +73,8 @@ def message_versions(task_id, message_id):
 _EMOJI_IN_PATH = {
     "in": "path", "name": "emoji", "required": True,
     "description": "The reaction's emoji, percent-encoded (encodeURIComponent); a `/` may also be sent as is.",
-    "schema": {"type": "string", **ReactionBodyIn().fields["emoji"].openapi()},
+    # The field is a Token (app/schemas/fields.py), which has `openapi`; the schema types it as any Field.
+    "schema": {"type": "string", **ReactionBodyIn().fields["emoji"].openapi()},  # type: ignore[attr-defined]
 }
 
 

@@ -12,8 +12,9 @@ and login are documented as open, as they are.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, Callable
+from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from apispec.ext.marshmallow.common import resolve_schema_cls
@@ -45,7 +46,10 @@ def token_required(*, refresh: bool = False) -> Callable:
     return decorate
 
 
-def _own_field_properties(self: OpenAPIConverter, field: Any, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def _own_field_properties(
+    self: OpenAPIConverter,  # noqa: ARG001 (apispec binds the function to the converter as a method)
+    field: Any, ret: dict[str, Any], **kwargs: Any,
+) -> dict[str, Any]:
     """apispec's attribute function for the fields of app/schemas/fields.py that say more."""
     describe = getattr(field, "openapi", None)
     if describe is None:

@@ -12,7 +12,7 @@ from ..services import tokens
 from ..services.tokens import REQUIRED_CLAIMS
 
 
-def register_jwt_callbacks(app: Flask) -> None:
+def register_jwt_callbacks(app: Flask) -> None:  # noqa: ARG001 (the callbacks go on the shared `jwt`)
     """Flask-JWT-Extended's own failures, in the one error shape."""
 
     @jwt.user_lookup_loader
@@ -24,11 +24,11 @@ def register_jwt_callbacks(app: Flask) -> None:
         return error_response(TokenInvalid("The token's user no longer exists"))
 
     @jwt.unauthorized_loader
-    def _missing(reason: str):
+    def _missing(_reason: str):
         return error_response(AuthError("Authentication required: send an Authorization: Bearer token"))
 
     @jwt.invalid_token_loader
-    def _invalid(reason: str):
+    def _invalid(_reason: str):
         return error_response(TokenInvalid("Invalid token"))
 
     @jwt.expired_token_loader

@@ -8,10 +8,10 @@ event by `handle_error`, registered for every namespace.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from flask_socketio import ConnectionRefusedError, Namespace
+from flask_socketio import ConnectionRefusedError, Namespace  # noqa: A004 (Flask-SocketIO's name)
 
 from ..actor import Actor
 from ..errors import AuthError, RateLimited, TooManyConnections, Unavailable, as_app_error
@@ -48,7 +48,7 @@ def _payload(args: tuple[Any, ...]) -> Any:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _socket() -> SocketKey:
@@ -80,7 +80,7 @@ class TasksNamespace(Namespace):
                 return handler(*payload)
             except ConnectionRefusedError:
                 raise  # python-socketio refuses the connection with it
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (any failure is the event's error answer)
                 return handle_error(exc)
 
     def _actor(self, kind: str) -> Actor:
@@ -99,8 +99,8 @@ class TasksNamespace(Namespace):
         except AuthError as err:
             raise ConnectionRefusedError(err.message, {"code": err.code}) from None
         if not sessions.opened(_socket(), session):
-            err = TooManyConnections()
-            raise ConnectionRefusedError(err.message, {"code": err.code})
+            refused = TooManyConnections()
+            raise ConnectionRefusedError(refused.message, {"code": refused.code})
 
     def on_refresh_token(self, *args: Any) -> dict[str, Any]:
         """Renew in place: a new access token of the same user, before the old one
@@ -110,7 +110,7 @@ class TasksNamespace(Namespace):
         session = sessions.renew(_socket(), actor, token)
         return ok({"expiresAt": _iso(session.expires_at)})
 
-    def on_disconnect(self, reason: Any = None) -> None:
+    def on_disconnect(self, reason: Any = None) -> None:  # noqa: ARG002 (python-socketio passes the reason)
         notify.disconnected(_socket())
 
     def on_join_task(self, *args: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -43,7 +43,7 @@ def _namespaces() -> list[str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _emit(event: str, data: Any, room: str, skip_sid: str | None = None) -> None:
@@ -154,7 +154,7 @@ def typing_ended(task_id: int, actor: Actor, skip_sid: str | None = None) -> Non
 
 def _start_typing_sweeper() -> None:
     if registry().start_sweeping():
-        socketio.start_background_task(_sweep_typing, current_app._get_current_object())
+        socketio.start_background_task(_sweep_typing, current_app._get_current_object())  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
 
 
 def _sweep_typing(app) -> None:

@@ -44,7 +44,7 @@ def opened(key: SocketKey, session: Session) -> bool:
     if not notify.connected(key, session.actor, session.jti, session.expires_at):
         return False
     if notify.registry().start_auth_sweep():
-        socketio.start_background_task(_watch, current_app._get_current_object())
+        socketio.start_background_task(_watch, current_app._get_current_object())  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
     return True
 
 

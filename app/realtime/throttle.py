@@ -72,7 +72,9 @@ class RedisThrottle:
 
 
 def init_app(app: Flask) -> None:
-    items = {kind: parse_many(app.config[setting]) for kind, setting in KINDS.items()}
+    items: dict[str, Sequence[RateLimitItem]] = {
+        kind: parse_many(app.config[setting]) for kind, setting in KINDS.items()
+    }
     url = app.config.get("REDIS_URL")
     if url:
         # The Redis keys' prefix; a test (or a second deployment on the same Redis) gives its own.

@@ -43,7 +43,7 @@ class _Entry:
 
     def __init__(self, now: float, items: int):
         self.last = now
-        self.stamps = tuple(deque() for _ in range(items))
+        self.stamps: tuple[deque[float], ...] = tuple(deque() for _ in range(items))
 
 
 class MovingWindows:
@@ -73,7 +73,7 @@ class MovingWindows:
                 entries.move_to_end(key)
             self._drop_idle(entries, now - self._longest[kind])
 
-            for stamps, (amount, seconds) in zip(entry.stamps, limits):
+            for stamps, (amount, seconds) in zip(entry.stamps, limits, strict=True):
                 horizon = now - seconds
                 while stamps and stamps[0] < horizon:
                     stamps.popleft()

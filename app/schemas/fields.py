@@ -9,7 +9,7 @@ cleaning of `Text` and `Token` as plain functions, for the inputs' fast paths.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError as SchemaError
@@ -51,7 +51,7 @@ class Id(fields.Field):
              "description": "the same id as a string of ASCII digits"},
         ]}
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:  # noqa: ARG002 (marshmallow's signature)
         if isinstance(value, bool):
             raise self.make_error("invalid")
         # ASCII digits only, as sent: str.isdigit() is also true for "²" (which int()
@@ -62,7 +62,7 @@ class Id(fields.Field):
             raise self.make_error("invalid")
         return value
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int | None:
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int | None:  # noqa: ARG002 (marshmallow's signature)
         return value
 
 
@@ -170,7 +170,7 @@ def clean_token(text: str, max_length: int) -> str:
 class JsonBoolean(fields.Boolean):
     """true or false as JSON has them; marshmallow's Boolean also takes 1, "yes", "on"..."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:  # noqa: ARG002 (marshmallow's signature)
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
@@ -179,7 +179,7 @@ class JsonBoolean(fields.Boolean):
 class UtcDateTime(fields.DateTime):
     """ISO 8601 in UTC with a `Z`; SQLite hands back naive datetimes that are UTC."""
 
-    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:  # noqa: ARG002 (marshmallow's signature)
         return utc_iso(value)
 
 
@@ -187,9 +187,9 @@ def utc_iso(value: datetime | None) -> str | None:
     """The wire form of a time: ISO 8601 in UTC, milliseconds, with a `Z`."""
     if value is None:
         return None
-    if value.tzinfo is not timezone.utc:
+    if value.tzinfo is not UTC:
         # SQLite hands back naive datetimes that are UTC; PostgreSQL, its session's zone.
-        value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" written as "Z"
 
 

@@ -70,7 +70,7 @@ class RolePermissions(fields.Nested):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(PermissionsOut, **kwargs)
 
-    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> dict[str, bool]:
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> dict[str, bool]:  # noqa: ARG002 (marshmallow's signature)
         return permissions_of(obj.role)
 
 
@@ -260,7 +260,8 @@ class MessageVersionOut(CamelSchema):
 
 class MessageHistoryOut(CamelSchema):
     message_id = fields.Integer()
-    versions = fields.List(fields.Nested(MessageVersionOut), metadata={"description": "oldest first; the last is current"})
+    versions = fields.List(fields.Nested(MessageVersionOut),
+                           metadata={"description": "oldest first; the last is current"})
 
 
 class MessagePageOut(CamelSchema):

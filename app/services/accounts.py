@@ -31,9 +31,9 @@ def register(*, email: str, password: str, first_name: str, last_name: str) -> U
     db.session.add(user)
     try:
         db.session.commit()
-    except IntegrityError:
+    except IntegrityError as err:
         db.session.rollback()
-        raise Conflict("An account with this email already exists", details={"email": ["Already registered."]})
+        raise Conflict("An account with this email already exists", details={"email": ["Already registered."]}) from err
     return user
 
 

@@ -3,7 +3,8 @@
 Each runs inside `chat_write` (see ordering.py): the task's write lock, checks
 under it, then the change, its activity entry and its event in one transaction;
 the event is announced once that commits (app/aftercommit.py), still under the lock,
-so the rooms hear a task's changes in the order they were stored. A plain text message on PostgreSQL is all of that in one
+so the rooms hear a task's changes in the order they were stored.
+A plain text message on PostgreSQL is all of that in one
 statement (chat_fast.py); anything else, or anything unusual, takes the path here.
 """
 from __future__ import annotations
@@ -154,15 +155,18 @@ def locate(actor: Actor, message_id: int, task_id: int | None = None) -> tuple[C
     if message is None or (task_id is not None and message.task_id != task_id):
         raise NotFound(MESSAGE_NOT_FOUND)
     if task_id is None:
-        member = db.session.get(TaskMember, (message.task_id, actor.id))
-        if member is None:
+        found = db.session.get(TaskMember, (message.task_id, actor.id))
+        if found is None:
             raise NotFound(MESSAGE_NOT_FOUND)
+        member = found
     return message, member
 
 
 def reload(message_id: int) -> ChatMessage:
     """The message as committed now, read under the task's write lock."""
-    return db.session.get(ChatMessage, message_id, populate_existing=True)
+    message = db.session.get(ChatMessage, message_id, populate_existing=True)
+    assert message is not None, "a message of a locked task stays (its deletion leaves a tombstone)"
+    return message
 
 
 @contextmanager

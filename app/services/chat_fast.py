@@ -161,7 +161,7 @@ def send(actor: Actor, task_id: int, message: str, client_id: str | None) -> Sto
     return stored
 
 
-def _stored(actor: Actor, request: dict[str, Any], row: tuple) -> StoredMessage:
+def _stored(actor: Actor, request: dict[str, Any], row: tuple[Any, ...]) -> StoredMessage:
     _n, message_id, previous_id, seq, first_name, last_name = row
     author = None if first_name is None else Author(actor.id, first_name, last_name)
     return StoredMessage(
@@ -178,13 +178,13 @@ def plain_send(user_id: int, task_id: int, message: str, client_id: str | None) 
     }
 
 
-def _batcher(hot: hotdb.HotConnections) -> Batcher[dict[str, Any], tuple | None]:
+def _batcher(hot: hotdb.HotConnections) -> Batcher[dict[str, Any], tuple[Any, ...] | None]:
     return Batcher(
         lambda sends: store(hot, sends), key=lambda send: send["task_id"], max_size=_MAX_BATCH, in_flight=_IN_FLIGHT,
     )
 
 
-def store(hot: hotdb.HotConnections, sends: list[dict[str, Any]]) -> list[tuple | None | BaseException]:
+def store(hot: hotdb.HotConnections, sends: list[dict[str, Any]]) -> list[tuple[Any, ...] | None | BaseException]:
     """One batch of sends (of different tasks) in one statement: per send, the row
     stored, or None when the general path must decide, or the error to raise."""
     try:
@@ -200,13 +200,13 @@ def store(hot: hotdb.HotConnections, sends: list[dict[str, Any]]) -> list[tuple 
         if isinstance(error, psycopg.errors.IntegrityError):
             return [None]  # refused by a constraint: the general path answers
         raise
-    found: list[tuple | None | BaseException] = [None] * len(sends)
+    found: list[tuple[Any, ...] | None | BaseException] = [None] * len(sends)
     for row in rows:
         found[row[0]] = row
     return found
 
 
-def _one(hot: hotdb.HotConnections, send: dict[str, Any]) -> tuple | None | BaseException:
+def _one(hot: hotdb.HotConnections, send: dict[str, Any]) -> tuple[Any, ...] | None | BaseException:
     try:
         return store(hot, [send])[0]
     except psycopg.Error as error:

@@ -9,7 +9,7 @@ nothing about who exists.
 """
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import Exists, exists, select
 from sqlalchemy.orm import aliased
 
 from ..actor import Actor
@@ -21,7 +21,7 @@ from .accounts import normalize_email
 USER_NOT_FOUND = "User not found"
 
 
-def shares_a_task(user_id: int, other_id: int):
+def shares_a_task(user_id: int, other_id: int) -> Exists:
     """SQL condition: the two users are members of one task, now. (A user shares
     a task with themself as soon as they are a member of any.)"""
     mine, theirs = aliased(TaskMember), aliased(TaskMember)
@@ -36,9 +36,11 @@ def find_invitee(actor: Actor, *, email: str | None = None, user_id: int | None 
     `user_id` of someone they share a task with; exactly one is given."""
     if email is not None:
         query = select(User).where(User.email == normalize_email(email))
-    else:
+    elif user_id is not None:
         # An unknown id and a stranger's: one query, one answer.
         query = select(User).where(User.id == user_id, shares_a_task(actor.id, user_id))
+    else:  # neither: no one is named (an id of None matches no row either)
+        raise NotFound(USER_NOT_FOUND)
     user = db.session.scalar(query)
     if user is None:
         raise NotFound(USER_NOT_FOUND)

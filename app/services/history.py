@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from ..actor import Actor
 from ..errors import MessageDeleted
@@ -26,11 +26,11 @@ class MessagePage:
     has_more_after: bool | None = None
 
 
-def _in_task(task_id: int):
+def _in_task(task_id: int) -> Select[ChatMessage]:
     return select(ChatMessage).where(ChatMessage.task_id == task_id)
 
 
-def _take(query, limit: int) -> tuple[list[ChatMessage], bool]:
+def _take(query: Select[ChatMessage], limit: int) -> tuple[list[ChatMessage], bool]:
     rows = list(db.session.scalars(query.limit(limit + 1)))
     return rows[:limit], len(rows) > limit
 
@@ -112,5 +112,6 @@ def versions(actor: Actor, message_id: int, task_id: int | None = None) -> dict[
     items: list[dict[str, Any]] = [
         {"message": e.message, "written_at": e.written_at, "replaced_at": e.replaced_at} for e in earlier
     ]
-    items.append({"message": message.message, "written_at": message.edited_at or message.created_at, "replaced_at": None})
+    items.append({"message": message.message, "written_at": message.edited_at or message.created_at,
+                  "replaced_at": None})
     return {"message_id": message.id, "versions": items}

@@ -34,9 +34,9 @@ def list_members(actor: Actor, task_id: int) -> list[TaskMember]:
 
 
 def _owner_count(task_id: int) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).select_from(TaskMember).where(TaskMember.task_id == task_id, TaskMember.role == "owner")
-    )
+    ).scalar_one()  # a count is one row
 
 
 def _was_removed(task_id: int, user_id: int) -> bool:

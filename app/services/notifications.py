@@ -3,8 +3,9 @@ Unread ones are listed first."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, case, func, select, update
 
 from .. import aftercommit
 from ..actor import Actor
@@ -42,7 +43,7 @@ class NotificationPage:
     unread_count: int
 
 
-def _visible(user_id: int):
+def _visible(user_id: int) -> ColumnElement[bool]:
     """The user's notifications of tasks they are a member of now: one removed from a
     task no longer sees (nor counts, nor marks) what it told them; re-added, they do."""
     return (Notification.user_id == user_id) & Notification.task_id.in_(
@@ -51,10 +52,10 @@ def _visible(user_id: int):
 
 
 def unread_count(user_id: int) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count()).select_from(Notification)
         .where(_visible(user_id), Notification.read_at.is_(None))
-    )
+    ).scalar_one()  # a count is one row
 
 
 def list_notifications(actor: Actor, *, limit: int = 50) -> NotificationPage:
@@ -81,6 +82,7 @@ def mark_read(actor: Actor, ids: list[int] | None = None, *, everything: bool = 
     query = update(Notification).where(_visible(actor.id), Notification.read_at.is_(None))
     if ids is not None:
         query = query.where(Notification.id.in_(ids))
-    updated = db.session.execute(query.values(read_at=utcnow())).rowcount
+    # An UPDATE's result is a CursorResult, which has the rowcount (typed as the base Result).
+    updated = cast("CursorResult[Any]", db.session.execute(query.values(read_at=utcnow()))).rowcount
     db.session.commit()
     return ReadResult(updated=updated, unread_count=unread_count(actor.id))

@@ -15,7 +15,7 @@ class Page:
     has_more: bool
 
 
-def fetch_page(query: Select, limit: int) -> Page:
+def fetch_page(query: Select[Any], limit: int) -> Page:
     """One query: ask for a row more than the page holds to know if there is more."""
     rows = list(db.session.scalars(query.limit(limit + 1)))
     return Page(items=rows[:limit], has_more=len(rows) > limit)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import jwt as pyjwt
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import CursorResult, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import aftercommit
@@ -37,7 +37,8 @@ def issue_tokens(user: User) -> dict[str, str]:
 
 
 def issue_access_token(user_id: int) -> str:
-    return create_access_token(identity=str(user_id))
+    token: str = create_access_token(identity=str(user_id))
+    return token
 
 
 def user_id_from_claims(claims: dict[str, Any]) -> int:
@@ -89,10 +90,10 @@ def _bare_token(token: Any) -> str:
     if not isinstance(token, str) or not token.strip():
         raise AuthError("Authentication error: No token provided")
     scheme, _, rest = token.strip().partition(" ")
-    token = rest.strip() if scheme.lower() == "bearer" else token.strip()
-    if not token:
+    bare = rest.strip() if scheme.lower() == "bearer" else token.strip()
+    if not bare:
         raise AuthError("Authentication error: No token provided")
-    return token
+    return bare
 
 
 def session_from_token(token: Any) -> Session:
@@ -158,7 +159,7 @@ def logout(actor: Actor, access_claims: dict[str, Any], refresh_token: str | Non
             claims = decode_claims(refresh_token, token_type="refresh")
         except TokenExpired:
             claims = None
-        except Exception:
+        except Exception:  # noqa: BLE001 (a token that cannot be read, whatever the reason, is refused)
             raise ValidationError(details={"refreshToken": ["Not a valid refresh token."]}) from None
         if claims is not None:
             if str(claims.get("sub")) != str(actor.id):
@@ -180,13 +181,16 @@ def logout(actor: Actor, access_claims: dict[str, Any], refresh_token: str | Non
 def _row(claims: dict[str, Any], user_id: int) -> RevokedToken:
     return RevokedToken(
         jti=claims["jti"], type=claims["type"], user_id=user_id,
-        expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc),
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
     )
 
 
 def purge_expired(commit: bool = True) -> int:
     """Forget revocations of tokens that have expired: nobody accepts those anyway."""
-    result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+    # A DELETE's result is a CursorResult, which has the rowcount (typed as the base Result).
+    result = cast("CursorResult[Any]", db.session.execute(
+        delete(RevokedToken).where(RevokedToken.expires_at < utcnow())
+    ))
     if commit:
         db.session.commit()
     return result.rowcount or 0

@@ -1,5 +1,7 @@
 """Fixtures that compose by name: app → client → users → sockets.
 
+The helpers they are built from, and those tests import, are in toolkit/.
+
 The database is made once per run by the migrations (`flask db upgrade`), on
 SQLite in a temporary file by default, or on `DATABASE_URL` when it names
 PostgreSQL (as CI does); every test then starts from empty tables.
@@ -8,36 +10,25 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
 
 import pytest
 from flask_migrate import upgrade
 from flask_socketio.test_client import SocketIOTestClient
 from socketio import packet
-from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db, socketio
+from toolkit.database import empty_tables
+from toolkit.env import app_env
+from toolkit.users import User
 
-# Children first, so SQLite's foreign keys allow each DELETE.
-TABLES = (
-    "revoked_tokens", "activity_logs", "notifications", "message_reactions", "message_edits", "attachments",
-    "task_chat", "task_members", "tasks", "users",
-)
 _emails = itertools.count(1)
-
-
-def _test_env(database_url: str, **settings: str) -> dict[str, str]:
-    return {
-        "APP_ENV": "testing", "DATABASE_URL": database_url, "JWT_SECRET_KEY": "test-secret-" + "x" * 32,
-        **settings,
-    }
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    app = create_app(env=_test_env(url))
+    app = create_app(env=app_env(url))
     with app.app_context():
         upgrade(directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     return url
@@ -51,46 +42,18 @@ def settings() -> dict[str, str]:
 
 @pytest.fixture
 def app(database_url, tmp_path, settings):
-    app = create_app(env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings))
+    app = create_app(env=app_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings))
     with app.app_context():
-        _empty_tables()
+        empty_tables()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
 
 
-def _empty_tables() -> None:
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-    else:
-        for table in TABLES:
-            db.session.execute(text(f"DELETE FROM {table}"))
-    db.session.commit()
-
-
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@dataclass
-class User:
-    id: int
-    email: str
-    first_name: str
-    last_name: str
-    token: str
-    refresh_token: str
-    password: str = "correct horse battery"
-
-    @property
-    def name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture
@@ -155,34 +118,6 @@ def add_member(client):
     return add
 
 
-ADDED = "added_to_task"
-
-
-def read_added_notices(client, user: User) -> None:
-    """Mark read the notifications telling `user` they were added to a task. For tests
-    of mention notifications, where being added is only their setup."""
-    items = client.get("/api/notifications", query_string={"limit": 100}, headers=user.headers).get_json()["items"]
-    ids = [n["id"] for n in items if n["type"] == ADDED and not n["read"]]
-    response = client.post("/api/notifications/read", json={"ids": ids}, headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-
-
-def with_added_notices_read(add_member, client):
-    """`add_member`, after which the added user has read the notice that they were added."""
-
-    def add(owner: User, task: dict, user: User, role: str = "commenter") -> dict:
-        member = add_member(owner, task, user, role)
-        read_added_notices(client, user)
-        return member
-
-    return add
-
-
-def mentions_only(body: dict) -> dict:
-    """A GET /api/notifications answer without the (read) notices of being added."""
-    return {**body, "items": [n for n in body["items"] if n["type"] != ADDED]}
-
-
 @pytest.fixture
 def task(alice, bob, make_task, add_member) -> dict:
     """Alice's task, with Bob as an editor."""
@@ -244,43 +179,3 @@ def refused(app, client):
         return sock.connect_error
 
     return attempt
-
-
-def events(sock, name: str, namespace: str = "/tasks") -> list:
-    """The payloads of every `name` event the socket received since last asked."""
-    return [e["args"][0] for e in sock.get_received(namespace) if e["name"] == name]
-
-
-def emit(sock, event: str, *args, ns: str = "/tasks"):
-    """Emit with an ack and return the ack."""
-    return sock.emit(event, *args, namespace=ns, callback=True)
-
-
-def send(sock, task_id, text, ns: str = "/tasks", **extra) -> dict:
-    """`send_message` with an ack; returns the ack."""
-    return emit(sock, "send_message", {"taskId": task_id, "message": text, **extra}, ns=ns)
-
-
-def drain(*socks, ns: str = "/tasks") -> None:
-    """Forget what the sockets received so far."""
-    for sock in socks:
-        sock.get_received(ns)
-
-
-def join(sock, task_id, ns: str = "/tasks") -> dict:
-    ack = emit(sock, "join_task", task_id, ns=ns)
-    assert ack["ok"] is True, ack
-    return ack
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """A REST error in the one shape: {"error": {"code", "message", "details"?}}."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) <= {"code", "message", "details"}
-    assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    return error

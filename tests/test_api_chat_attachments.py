@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Attachment, utcnow
-from conftest import assert_error
+from toolkit.rest import assert_error
 
 ATTACHMENT_KEYS = {"id", "name", "size", "mimeType", "url"}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_error, events, join
+from toolkit.rest import assert_error
+from toolkit.sockets import events, join
 
 NS = "/tasks"
 

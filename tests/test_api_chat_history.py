@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_error, emit, events, join, mentions_only, with_added_notices_read
+from toolkit.notices import mentions_only, with_added_notices_read
+from toolkit.rest import assert_error
+from toolkit.sockets import emit, events, join
 
 NS = "/tasks"
 PAGE_KEYS = {"items", "hasMore", "hasMoreBefore", "hasMoreAfter"}

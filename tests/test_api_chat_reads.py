@@ -7,7 +7,9 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import assert_error, events, join, mentions_only, with_added_notices_read
+from toolkit.notices import mentions_only, with_added_notices_read
+from toolkit.rest import assert_error
+from toolkit.sockets import events, join
 
 NS = "/tasks"
 NOTIFICATION_KEYS = {"id", "type", "taskId", "messageId", "from", "createdAt", "readAt", "read"}

@@ -8,7 +8,7 @@ import pytest
 
 from app import create_app
 
-from conftest import assert_error
+from toolkit.rest import assert_error
 
 MAX_ID = 2**31 - 1
 

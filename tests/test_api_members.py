@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_error, events
+from toolkit.rest import assert_error
+from toolkit.sockets import events
 
 MEMBER_KEYS = {"taskId", "userId", "role", "permissions", "createdAt", "user"}
 PERMISSIONS = {

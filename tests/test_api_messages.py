@@ -5,7 +5,8 @@ import io
 
 import pytest
 
-from conftest import assert_error, events
+from toolkit.rest import assert_error
+from toolkit.sockets import events
 
 MESSAGE_KEYS = {
     "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",

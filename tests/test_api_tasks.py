@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_error, events
+from toolkit.rest import assert_error
+from toolkit.sockets import events
 
 OWNER_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True}
 EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}

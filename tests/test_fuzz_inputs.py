@@ -36,8 +36,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app.extensions import db
-from conftest import emit, join
-from test_security_input import NO_LIMITS, snapshot
+from toolkit.database import snapshot
+from toolkit.env import NO_LIMITS
+from toolkit.sockets import emit, join
 
 NS = "/tasks"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models import ActivityLog, ChatMessage, Task
 from app.schemas import MessageOut, message_wire
 from app.services import chat, chat_fast
-from conftest import join, send
+from toolkit.sockets import join, send
 
 
 @pytest.fixture

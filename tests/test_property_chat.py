@@ -42,7 +42,7 @@ function, so a function-scoped fixture lives through all of them. The test
 takes conftest's `app` fixture (built on the session's migrated `database_url`)
 and hands it to each new machine through the factory given to
 `run_state_machine_as_test`. Each example (one machine) then starts from
-scratch by hand: it empties the tables with conftest's `_empty_tables`,
+scratch by hand: it empties the tables with the toolkit's `empty_tables`,
 registers its three users over REST, and creates its tasks; its teardown closes
 every socket, so the app's presence registry is empty again for the next one.
 Building one app per example would isolate no better (the database is the only
@@ -67,7 +67,8 @@ from hypothesis.stateful import (
 )
 
 from app.extensions import socketio
-from conftest import User, _empty_tables
+from toolkit.database import empty_tables
+from toolkit.users import User
 
 NS = "/tasks"
 NAMES = ("Alice", "Bob", "Carol")
@@ -164,7 +165,7 @@ class ChatMachine(RuleBasedStateMachine):
         super().__init__()
         self.app = app
         with app.app_context():
-            _empty_tables()
+            empty_tables()
         self.client: FlaskClient = self.app.test_client()
         self.users = {name: self._register(name) for name in NAMES}
         self.tasks: list[int] = []

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import emit, events, join
+from toolkit.sockets import emit, events, join
 
 NS = "/tasks"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import drain, emit, events, join, send
+from toolkit.sockets import drain, emit, events, join, send
 
 NS = "/tasks"
 CATCH_UP_LIMIT = 200

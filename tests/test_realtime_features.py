@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import emit, events, join, mentions_only, with_added_notices_read
+from toolkit.notices import mentions_only, with_added_notices_read
+from toolkit.sockets import emit, events, join
 
 
 @dataclass

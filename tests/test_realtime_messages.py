@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import drain, emit, events, join, send
+from toolkit.sockets import drain, emit, events, join, send
 
 NS = "/tasks"
 REQUIRED = "Task ID and message are required"

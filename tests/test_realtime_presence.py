@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import emit, events, join
+from toolkit.sockets import emit, events, join
 
 NO_SEND = "No permission to send messages"
 SHORT_TYPING = {"TYPING_TIMEOUT": "0.3s", "TYPING_THROTTLE": "0.2s"}

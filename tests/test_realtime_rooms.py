@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import drain, emit, events, join
+from toolkit.sockets import drain, emit, events, join
 
 NS = "/tasks"
 NO_ACCESS = {"code": "forbidden", "message": "No access to this task"}

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from conftest import emit, events, join, send
+from toolkit.sockets import emit, events, join, send
 
 NS = "/tasks"
 DOORS = ("rest", "socket")

@@ -17,8 +17,11 @@ import io
 
 import pytest
 
-from conftest import emit, events, join, mentions_only, with_added_notices_read
-from test_security_input import NO_LIMITS, snapshot
+from toolkit.database import snapshot
+from toolkit.env import NO_LIMITS
+from toolkit.notices import mentions_only, with_added_notices_read
+from toolkit.sockets import emit, events, join
+
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import User, assert_error, drain, emit, join, send
+from toolkit.rest import assert_error
+from toolkit.sockets import drain, emit, join, send
+from toolkit.users import User
 
 NOBODY = {"error": {"code": "not_found", "message": "User not found"}}
 

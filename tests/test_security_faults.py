@@ -41,7 +41,8 @@ from app.extensions import db
 from app.realtime import namespace  # noqa: F401  (loads the services in their import order)
 from app.services import reads
 
-from conftest import drain, emit, events, join, send
+from toolkit.env import app_env
+from toolkit.sockets import drain, emit, events, join, send
 
 UNAVAILABLE = {"code": "unavailable", "message": "The service is temporarily unavailable; try again", "retryable": True}
 INTERNAL = {"code": "internal_error", "message": "Internal server error"}
@@ -552,10 +553,8 @@ def test_an_exhausted_connection_pool_is_unavailable_not_an_internal_error(datab
     """Every pooled connection busy past `pool_timeout`: SQLAlchemy's TimeoutError is
     a database that cannot serve now, so `unavailable` (503, retryable), not a 500;
     once a connection is free again the same request works."""
-    from conftest import _test_env
-
     small = create_app(
-        env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "small")),
+        env=app_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "small")),
         overrides={"SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}},
     )
     client = small.test_client()

@@ -21,17 +21,14 @@ import json
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import text
 
-from app.extensions import db
-from conftest import TABLES, assert_error, emit, events, join
+from toolkit.database import snapshot
+from toolkit.env import NO_LIMITS
+from toolkit.rest import assert_error
+from toolkit.sockets import emit, events, join
 
 NS = "/tasks"
 MAX_ID = 2**31 - 1
-NO_LIMITS = {
-    "RATE_LIMIT_MESSAGES": "100000/minute", "RATE_LIMIT_TYPING": "100000/minute",
-    "RATE_LIMIT_JOINS": "100000/minute", "RATE_LIMIT_OTHER": "100000/minute",
-}
 
 
 @pytest.fixture
@@ -41,16 +38,6 @@ def settings() -> dict[str, str]:
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-def snapshot(app, connection=None) -> dict[str, list[str]]:
-    """Every row of every table, as text, sorted: equal snapshots mean nothing stored changed.
-    Read in a new session, or on `connection` (one in autocommit mode sees every commit)."""
-    if connection is not None:
-        return {table: sorted(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
-                for table in TABLES}
-    with app.app_context():
-        return snapshot(app, db.session)
-
-
 def arabic(number: int) -> str:
     """The digits of `number` in Arabic-Indic script: str.isdigit() is true, int() reads them."""
     return str(number).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))

@@ -21,7 +21,9 @@ from flask_socketio.test_client import SocketIOTestClient
 from app import create_app
 from app.extensions import db, socketio
 from app.realtime import throttle
-from conftest import _test_env, assert_error, drain, emit, events, join, send
+from toolkit.env import app_env
+from toolkit.rest import assert_error
+from toolkit.sockets import drain, emit, events, join, send
 
 NS = "/tasks"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -187,7 +189,7 @@ def second_apps(app, database_url, tmp_path):
 
     def make(**settings: str):
         other = create_app(
-            env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings),
+            env=app_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings),
             overrides={k: v for k, v in settings.items() if k == "RATE_LIMIT_KEY_PREFIX"},
         )
         made.append(other)

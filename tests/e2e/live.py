@@ -31,12 +31,12 @@ import pytest
 import requests
 import socketio
 import websocket
-from conftest import User  # the same user record as the in-process tests
+
+from toolkit.users import PASSWORD, User  # the same user record as the in-process tests
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 JWT_SECRET = "e2e-test-jwt-secret-" + "k" * 32
-PASSWORD = "correct horse battery"
 WAIT = 5.0  # seconds: the bound on every wait for an event or an ack
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0

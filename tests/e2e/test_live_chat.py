@@ -17,7 +17,7 @@ import requests
 import socketio
 import websocket
 
-from .live import JWT_SECRET, WAIT, Api, LiveServer, close_in_background, forge_token, make_room
+from e2e.live import JWT_SECRET, WAIT, Api, LiveServer, close_in_background, forge_token, make_room
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ import pytest
 import requests
 import socketio
 
-from .live import WAIT, Api, LiveServer, LiveSocket, close_in_background, start_server
-from .pgcluster import PgCluster
+from e2e.live import WAIT, Api, LiveServer, LiveSocket, close_in_background, start_server
+from e2e.pgcluster import PgCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import socketio
 
-from .live import (
+from e2e.live import (
     STOP_TIMEOUT, WAIT, Api, LiveServer, LiveSocket, User, make_room, restart_server, start_server,
 )
 

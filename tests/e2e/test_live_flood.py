@@ -20,7 +20,7 @@ import requests
 import socketio
 import websocket
 
-from .live import WAIT, Api, LiveServer, LiveSocket, User, make_room, whole_history
+from e2e.live import WAIT, Api, LiveServer, LiveSocket, User, make_room, whole_history
 
 pytestmark = pytest.mark.e2e
 

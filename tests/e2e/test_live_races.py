@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import websocket
 
-from .live import WAIT, Api, LiveServer, LiveSocket, User, make_room, whole_history
+from e2e.live import WAIT, Api, LiveServer, LiveSocket, User, make_room, whole_history
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,15 @@
+"""The environment a test app is made from (`create_app(env=...)`)."""
+from __future__ import annotations
+
+JWT_SECRET = "test-secret-" + "x" * 32  # the test apps' JWT_SECRET_KEY, so tests can forge tokens
+
+# Rate limits out of the way, for tests that send many events on purpose.
+NO_LIMITS = {
+    "RATE_LIMIT_MESSAGES": "100000/minute", "RATE_LIMIT_TYPING": "100000/minute",
+    "RATE_LIMIT_JOINS": "100000/minute", "RATE_LIMIT_OTHER": "100000/minute",
+}
+
+
+def app_env(database_url: str, **settings: str) -> dict[str, str]:
+    """APP_ENV=testing on `database_url`, with `settings` on top."""
+    return {"APP_ENV": "testing", "DATABASE_URL": database_url, "JWT_SECRET_KEY": JWT_SECRET, **settings}

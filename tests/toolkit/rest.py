@@ -1,0 +1,15 @@
+"""REST answers of the Flask test client."""
+from __future__ import annotations
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """A REST error in the one shape: {"error": {"code", "message", "details"?}}."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) <= {"code", "message", "details"}
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    return error

@@ -20,6 +20,7 @@ from app import create_app
 from app.extensions import db, socketio
 from toolkit.database import empty_tables
 from toolkit.env import app_env
+from toolkit.sockets import NS, Peer
 from toolkit.users import User
 
 _emails = itertools.count(1)
@@ -142,6 +143,44 @@ def socket(app, client):
     for sock, namespace in opened:
         if sock.is_connected(namespace):
             sock.disconnect(namespace)
+
+
+@pytest.fixture
+def connect(socket):
+    """Connect `user` on `namespace` (the `socket` fixture) and hold it as a Peer."""
+
+    def make(user: User | None, namespace: str = NS) -> Peer:
+        return Peer(socket(user, namespace=namespace), namespace)
+
+    return make
+
+
+@pytest.fixture
+def room_of(connect, task):
+    """Sockets in the task's room: `room_of(alice, (bob, "/"))` connects one socket for
+    each member given (a user on /tasks, or a (user, namespace) pair), joins each to the
+    room in turn, and then, unless `drain=False`, empties every inbox (so that none holds
+    the others' `user_joined`). Answers a Peer for each, in the order given."""
+
+    def enter(*members: User | tuple[User, str], drain: bool = True) -> list[Peer]:
+        peers = [connect(*member) if isinstance(member, tuple) else connect(member) for member in members]
+        for peer in peers:
+            peer.join(task["id"])
+        if drain:
+            for peer in peers:
+                peer.received()
+        return peers
+
+    return enter
+
+
+@pytest.fixture
+def room(room_of, alice, bob, carol, task, add_member) -> dict:
+    """Alice (the owner), Bob (an editor) and Carol (a commenter), each with one socket on
+    /tasks in the task's room, inboxes emptied; the sockets by first name."""
+    add_member(alice, task, carol, "commenter")
+    users = (alice, bob, carol)
+    return {user.first_name: peer.sock for user, peer in zip(users, room_of(*users))}
 
 
 class RecordingTestClient(SocketIOTestClient):

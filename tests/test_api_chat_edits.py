@@ -5,10 +5,7 @@ from __future__ import annotations
 import pytest
 
 from toolkit.rest import assert_error
-from toolkit.sockets import events, join
-
-NS = "/tasks"
-
+from toolkit.sockets import NS, events
 
 # ---- helpers -----------------------------------------------------------------------------------
 def message_url(task: dict, message_id: int) -> str:
@@ -63,13 +60,9 @@ def set_role(client, owner, task: dict, user, role: str) -> None:
 
 
 @pytest.fixture
-def room(socket, task, alice, bob):
+def room(room_of, alice, bob):
     """A socket of Alice's and one of Bob's in the task's room, their inboxes emptied."""
-    socks = [socket(alice), socket(bob)]
-    for sock in socks:
-        join(sock, task["id"])
-        sock.get_received(NS)
-    return socks
+    return [peer.sock for peer in room_of(alice, bob)]
 
 
 # ---- edit ------------------------------------------------------------------------------------

@@ -6,9 +6,8 @@ import pytest
 
 from toolkit.notices import mentions_only, with_added_notices_read
 from toolkit.rest import assert_error
-from toolkit.sockets import emit, events, join
+from toolkit.sockets import NS, emit, events, join
 
-NS = "/tasks"
 PAGE_KEYS = {"items", "hasMore", "hasMoreBefore", "hasMoreAfter"}
 
 

@@ -9,9 +9,8 @@ import pytest
 
 from toolkit.notices import mentions_only, with_added_notices_read
 from toolkit.rest import assert_error
-from toolkit.sockets import events, join
+from toolkit.sockets import NS, events, join
 
-NS = "/tasks"
 NOTIFICATION_KEYS = {"id", "type", "taskId", "messageId", "from", "createdAt", "readAt", "read"}
 
 
@@ -79,13 +78,9 @@ def read_notifications(client, user, **body):
 
 
 @pytest.fixture
-def room(socket, task, alice, bob):
-    """Alice's socket on /tasks and Bob's on /, both joined, inboxes emptied."""
-    socks = [(socket(alice), NS), (socket(bob, namespace="/"), "/")]
-    for sock, ns in socks:
-        join(sock, task["id"], ns)
-        sock.get_received(ns)
-    return socks
+def room(room_of, alice, bob):
+    """Alice's socket on /tasks and Bob's on /, both joined, inboxes emptied: (socket, namespace)."""
+    return [(peer.sock, peer.ns) for peer in room_of(alice, (bob, "/"))]
 
 
 # ---- reactions ---------------------------------------------------------------------------------

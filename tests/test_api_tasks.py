@@ -14,14 +14,6 @@ READ_TASK_KEYS = TASK_KEYS | {"unreadCount"}
 HUGE_ID = 99999999999
 
 
-def joined_socket(socket, user, task_id: int):
-    sock = socket(user)
-    ack = sock.emit("join_task", task_id, namespace="/tasks", callback=True)
-    assert ack["ok"], ack
-    sock.get_received("/tasks")  # drop what joining produced
-    return sock
-
-
 # ---- list -----------------------------------------------------------------------
 def test_list_is_empty_for_a_new_user(client, alice):
     response = client.get("/api/tasks", headers=alice.headers)
@@ -232,8 +224,8 @@ def test_patch_can_clear_the_description(client, alice, make_task):
     assert response.get_json()["description"] == ""
 
 
-def test_patch_broadcasts_task_updated_to_the_room(client, socket, task, alice, bob):
-    sock = joined_socket(socket, bob, task["id"])
+def test_patch_broadcasts_task_updated_to_the_room(client, task, alice, bob, room_of):
+    sock = room_of(bob)[0].sock
 
     client.patch(f"/api/tasks/{task['id']}", json={"status": "in_progress"}, headers=alice.headers)
 
@@ -244,8 +236,8 @@ def test_patch_broadcasts_task_updated_to_the_room(client, socket, task, alice, 
     assert update["updatedBy"] == alice.id
 
 
-def test_refused_patch_broadcasts_nothing(client, socket, task, alice, carol):
-    sock = joined_socket(socket, alice, task["id"])
+def test_refused_patch_broadcasts_nothing(client, task, alice, carol, room_of):
+    sock = room_of(alice)[0].sock
     client.patch(f"/api/tasks/{task['id']}", json={"status": "done"}, headers=carol.headers)
     assert events(sock, "task_updated") == []
 
@@ -277,8 +269,8 @@ def test_delete_by_non_member_is_403(client, task, carol, alice):
     assert client.get(f"/api/tasks/{task['id']}", headers=alice.headers).status_code == 200
 
 
-def test_delete_broadcasts_task_deleted_to_the_room(client, socket, task, alice, bob):
-    sock = joined_socket(socket, bob, task["id"])
+def test_delete_broadcasts_task_deleted_to_the_room(client, task, alice, bob, room_of):
+    sock = room_of(bob)[0].sock
 
     client.delete(f"/api/tasks/{task['id']}", headers=alice.headers)
 

@@ -38,9 +38,8 @@ from hypothesis import strategies as st
 from app.extensions import db
 from toolkit.database import snapshot
 from toolkit.env import NO_LIMITS
-from toolkit.sockets import emit, join
+from toolkit.sockets import NS, emit
 
-NS = "/tasks"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 KEYS = ["taskId", "messageId", "message", "clientId", "emoji", "replyTo", "attachments", "mentions",
         "lastMessageId", "token", "refreshToken", "title", "description", "status", "userId", "role", "ids",
@@ -165,7 +164,7 @@ class Stored:
 
 # ---- the world -------------------------------------------------------------------------------------------
 @pytest.fixture
-def world(request, app, client, socket, alice, bob, carol, register, task, add_member, make_task):
+def world(request, app, client, alice, bob, carol, register, task, add_member, make_task, room_of):
     dan = register("Dan", "Viewer")
     add_member(alice, task, dan, "viewer")
     T = task["id"]
@@ -177,10 +176,7 @@ def world(request, app, client, socket, alice, bob, carol, register, task, add_m
     upload = client.post(f"{base}/attachments", data={"file": (io.BytesIO(b"x"), "a.txt")},
                          headers=bob.headers, content_type="multipart/form-data").get_json()
     other = make_task(carol, "Carol's")
-    listener, sender = socket(alice), socket(bob)
-    join(listener, T)
-    join(sender, T)
-    listener.get_received(NS), sender.get_received(NS)
+    listener, sender = (peer.sock for peer in room_of(alice, bob))
     ids = [T, other["id"], first["id"], bobs["id"], upload["id"], alice.id, bob.id, carol.id, dan.id]
     # The nearly right value of each id key: what a valid payload of Bob's would hold.
     right = {"taskId": T, "messageId": bobs["id"], "replyTo": first["id"], "lastMessageId": 0,

@@ -68,9 +68,10 @@ from hypothesis.stateful import (
 
 from app.extensions import socketio
 from toolkit.database import empty_tables
+from toolkit.sockets import NS
 from toolkit.users import User
 
-NS = "/tasks"
+
 NAMES = ("Alice", "Bob", "Carol")
 # Few, so edits sometimes repeat the text. The two long ones differ only after the
 # excerpt a reply quotes (REPLY_EXCERPT): editing one into the other changes no quote.

@@ -7,20 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.sockets import drain, emit, events, join, send
+from toolkit.sockets import NS, assert_refused, drain, emit, events, join, send, sent
 
-NS = "/tasks"
 CATCH_UP_LIMIT = 200
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def sent(sock, task_id, text, ns=NS, **extra) -> dict:
-    """The message of a send that must succeed."""
-    ack = send(sock, task_id, text, ns=ns, **extra)
-    assert ack["ok"] is True, ack
-    return ack["data"]
-
-
 def rest_send(client, user, task_id, text, **extra) -> dict:
     response = client.post(f"/api/tasks/{task_id}/messages", json={"message": text, **extra}, headers=user.headers)
     assert response.status_code == 201, response.get_json()
@@ -49,28 +41,10 @@ def catch_up(sock, task_id, last_message_id, ns=NS) -> dict:
     return join(sock, {"taskId": task_id, "lastMessageId": last_message_id}, ns=ns)["data"]
 
 
-def assert_refused(sock, ack, code, ns=NS):
-    assert ack["ok"] is False, ack
-    assert ack["error"]["code"] == code, ack
-    [event] = events(sock, "error", ns)
-    assert event["code"] == code
-
-
 @pytest.fixture
 def eve_id(register) -> int:
     """A user who is a member of nothing."""
     return register("Eve", "Stranger").id
-
-
-@pytest.fixture
-def room(socket, alice, bob, carol, task, add_member):
-    """Alice, Bob and Carol (a commenter) each with one socket in the task's room."""
-    add_member(alice, task, carol, "commenter")
-    socks = {user.first_name: socket(user) for user in (alice, bob, carol)}
-    for sock in socks.values():
-        join(sock, task["id"])
-    drain(*socks.values())
-    return socks
 
 
 # ---- idempotent send -------------------------------------------------------------------------

@@ -4,42 +4,12 @@ refused, and that a repeat changes and announces nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from toolkit.notices import mentions_only, with_added_notices_read
-from toolkit.sockets import emit, events, join
-
-
-@dataclass
-class Peer:
-    """One socket and the namespace it is connected to."""
-
-    sock: Any
-    ns: str
-
-    def emit(self, event: str, *args) -> dict:
-        return emit(self.sock, event, *args, ns=self.ns)
-
-    def ok(self, event: str, payload: dict) -> dict:
-        ack = self.emit(event, payload)
-        assert ack["ok"] is True, ack
-        return ack["data"]
-
-    def events(self, name: str) -> list:
-        return events(self.sock, name, self.ns)
-
-    def received(self) -> list:
-        return self.sock.get_received(self.ns)
-
-    def refused(self, ack: dict, code: str) -> None:
-        """The failure ack, and the same error as an `error` event to this socket only."""
-        assert ack["ok"] is False, ack
-        assert ack["error"]["code"] == code, ack
-        assert [(e["name"], e["args"][0]["code"]) for e in self.received()] == [("error", code)]
+from toolkit.sockets import Peer, join
 
 
 def stored(client, user, task_id) -> dict[int, dict]:
@@ -73,33 +43,19 @@ def add_member(add_member, client):
 
 
 @pytest.fixture
-def room(socket, alice, bob, carol, dan, task, add_member) -> dict[str, Peer]:
+def room(room_of, alice, bob, carol, dan, task, add_member) -> dict[str, Peer]:
     """Alice (owner, on "/"), Bob (editor, "/tasks"), Carol (commenter, "/tasks") and Dan
     (viewer, "/"), each with a socket in the task's room."""
     add_member(alice, task, carol, "commenter")
     add_member(alice, task, dan, "viewer")
-    peers = {
-        "Alice": Peer(socket(alice, namespace="/"), "/"),
-        "Bob": Peer(socket(bob), "/tasks"),
-        "Carol": Peer(socket(carol), "/tasks"),
-        "Dan": Peer(socket(dan, namespace="/"), "/"),
-    }
-    for peer in peers.values():
-        join(peer.sock, task["id"], ns=peer.ns)
-    for peer in peers.values():
-        peer.received()
-    return peers
-
-
-def say(peer: Peer, task_id: int, text: str, **extra) -> dict:
-    """A message sent, and its `new_message` drained from everyone's queue by the caller."""
-    return peer.ok("send_message", {"taskId": task_id, "message": text, **extra})
+    peers = room_of((alice, "/"), bob, carol, (dan, "/"))
+    return dict(zip(("Alice", "Bob", "Carol", "Dan"), peers))
 
 
 @pytest.fixture
 def bobs(room, task) -> dict:
     """A message by Bob, announced and drained."""
-    message = say(room["Bob"], task["id"], "Bob's draft")
+    message = room["Bob"].sent(task["id"], "Bob's draft")
     for peer in room.values():
         peer.received()
     return message
@@ -134,7 +90,7 @@ def test_only_the_author_may_edit(room, client, alice, task, bobs, editor):
 
 
 def test_an_author_demoted_to_viewer_may_no_longer_edit(room, client, alice, carol, task):
-    mine = say(room["Carol"], task["id"], "Carol's words")
+    mine = room["Carol"].sent(task["id"], "Carol's words")
     client.patch(f"/api/tasks/{task['id']}/members/{carol.id}", json={"role": "viewer"}, headers=alice.headers)
     for peer in everyone(room):
         peer.received()
@@ -195,7 +151,7 @@ def test_the_owner_may_delete_anyones_message(room, alice, bobs):
 @pytest.mark.parametrize("deleter, author", [("Carol", "Bob"), ("Bob", "Carol"), ("Dan", "Bob")],
                          ids=["a commenter", "an editor", "a viewer"])
 def test_others_may_not_delete_someone_elses_message(room, client, alice, task, deleter, author):
-    message = say(room[author], task["id"], "mine")
+    message = room[author].sent(task["id"], "mine")
     for peer in everyone(room):
         peer.received()
 
@@ -364,7 +320,7 @@ def test_a_message_of_a_task_the_user_is_not_in_is_not_found(room, socket, clien
 @pytest.fixture
 def three_unread(room, task) -> list[int]:
     """Three messages by Alice, unread by the others."""
-    ids = [say(room["Alice"], task["id"], f"news {i}")["id"] for i in range(3)]
+    ids = [room["Alice"].sent(task["id"], f"news {i}")["id"] for i in range(3)]
     for peer in everyone(room):
         peer.received()
     return ids
@@ -395,7 +351,7 @@ def test_the_read_mark_only_moves_forward(room, socket, bob, task, three_unread)
 
 def test_the_join_ack_counts_what_is_unread(room, socket, bob, task, three_unread):
     room["Bob"].ok("mark_read", {"taskId": task["id"], "messageId": three_unread[0]})
-    say(room["Bob"], task["id"], "my own message is never unread to me")
+    room["Bob"].sent(task["id"], "my own message is never unread to me")
 
     assert join(socket(bob), task["id"])["data"]["unreadCount"] == 2
 
@@ -419,7 +375,7 @@ def test_a_rest_mark_read_tells_every_socket_of_the_user(room, socket, client, b
 
 def test_marking_a_message_of_another_task_is_a_validation_error(room, socket, alice, make_task, task):
     elsewhere = socket(alice)
-    other_id = say(Peer(elsewhere, "/tasks"), make_task(alice, "Other")["id"], "over there")["id"]
+    other_id = Peer(elsewhere, "/tasks").sent(make_task(alice, "Other")["id"], "over there")["id"]
 
     ack = room["Bob"].emit("mark_read", {"taskId": task["id"], "messageId": other_id})
 
@@ -436,7 +392,7 @@ def test_a_mention_reaches_every_socket_of_the_mentioned_users(room, socket, cli
     # Bob's room socket (/tasks), plus one on /tasks and one on / that never joined the task.
     bobs_peers = [room["Bob"], Peer(socket(bob), "/tasks"), Peer(socket(bob, namespace="/"), "/")]
 
-    message = say(room["Alice"], task["id"], "@Bob @Dan please look", mentions=[bob.id, dan.id])
+    message = room["Alice"].sent(task["id"], "@Bob @Dan please look", mentions=[bob.id, dan.id])
 
     assert message["mentions"] == [bob.id, dan.id]
     bob_notes = [peer.events("task_notification") for peer in bobs_peers]
@@ -458,7 +414,7 @@ def test_a_mention_reaches_every_socket_of_the_mentioned_users(room, socket, cli
 
 
 def test_mentioning_yourself_or_twice_notifies_once_and_not_you(room, alice, bob, task):
-    message = say(room["Alice"], task["id"], "note to self and Bob", mentions=[alice.id, bob.id, bob.id])
+    message = room["Alice"].sent(task["id"], "note to self and Bob", mentions=[alice.id, bob.id, bob.id])
 
     assert message["mentions"] == [alice.id, bob.id]
     assert len(room["Bob"].events("task_notification")) == 1

@@ -6,9 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from toolkit.sockets import drain, emit, events, join, send
+from toolkit.sockets import NS, assert_refused, drain, emit, events, join, send
 
-NS = "/tasks"
 REQUIRED = "Task ID and message are required"
 MESSAGE_KEYS = {
     "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
@@ -34,27 +33,6 @@ def stored(client, user, task_id) -> list[dict]:
     response = client.get(f"/api/tasks/{task_id}/messages", headers=user.headers)
     assert response.status_code == 200, response.get_json()
     return response.get_json()["items"]
-
-
-def assert_refused(sock, ack, code, message=None, ns=NS):
-    """The failure ack, and the same error as an `error` event to that socket."""
-    assert ack["ok"] is False, ack
-    assert ack["error"]["code"] == code, ack
-    if message is not None:
-        assert ack["error"]["message"] == message, ack
-    [event] = events(sock, "error", ns)
-    assert (event["code"], event["message"]) == (ack["error"]["code"], ack["error"]["message"])
-
-
-@pytest.fixture
-def room(socket, alice, bob, carol, task, add_member):
-    """Alice, Bob and Carol (a commenter) each with a socket in the task's room."""
-    add_member(alice, task, carol, "commenter")
-    socks = {user.first_name: socket(user) for user in (alice, bob, carol)}
-    for sock in socks.values():
-        join(sock, task["id"])
-    drain(*socks.values())
-    return socks
 
 
 # ---- success ---------------------------------------------------------------------------------

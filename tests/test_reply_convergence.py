@@ -13,9 +13,8 @@ import json
 
 import pytest
 
-from toolkit.sockets import emit, events, join, send
+from toolkit.sockets import NS, emit, events, sent
 
-NS = "/tasks"
 DOORS = ("rest", "socket")
 
 
@@ -35,12 +34,6 @@ def without_me(message: dict) -> dict:
     return {**message, "reactions": [{k: v for k, v in r.items() if k != "me"} for r in message["reactions"]]}
 
 
-def say(sock, task: dict, text: str, **extra) -> dict:
-    ack = send(sock, task["id"], text, **extra)
-    assert ack["ok"], ack
-    return ack["data"]
-
-
 def change(door: str, client, sock, user, task: dict, action: str, message_id: int, **body) -> dict:
     """Edit, delete or react to a message over REST or as a socket event; the new state."""
     if door == "rest":
@@ -58,24 +51,22 @@ def change(door: str, client, sock, user, task: dict, action: str, message_id: i
 
 
 @pytest.fixture
-def socks(socket, task, alice, bob, carol, add_member):
+def socks(room_of, task, alice, bob, carol, add_member):
     """Sockets of Alice (the owner), Bob (editor) and Carol (commenter), in the task's room."""
     add_member(alice, task, carol, "commenter")
-    opened = {"alice": socket(alice), "bob": socket(bob), "carol": socket(carol)}
-    for sock in opened.values():
-        join(sock, task["id"])
-    return opened
+    peers = room_of(alice, bob, carol, drain=False)
+    return {name: peer.sock for name, peer in zip(("alice", "bob", "carol"), peers)}
 
 
 @pytest.fixture
 def thread(socks, task):
     """Alice's question; Bob's reply, Carol's reply (then deleted: a tombstone still
     quotes its parent), and Bob's message that replies to nothing. Inboxes emptied."""
-    parent = say(socks["alice"], task, "Can you send the draft?")
-    reply = say(socks["bob"], task, "Sending it now", replyTo=parent["id"])
-    gone = say(socks["carol"], task, "Me too", replyTo=parent["id"])
+    parent = sent(socks["alice"], task["id"], "Can you send the draft?")
+    reply = sent(socks["bob"], task["id"], "Sending it now", replyTo=parent["id"])
+    gone = sent(socks["carol"], task["id"], "Me too", replyTo=parent["id"])
     assert emit(socks["carol"], "delete_message", {"messageId": gone["id"]})["ok"]
-    other = say(socks["bob"], task, "Unrelated")
+    other = sent(socks["bob"], task["id"], "Unrelated")
     for sock in socks.values():
         sock.get_received(NS)
     return {"parent": parent, "reply": reply, "gone": gone, "other": other}
@@ -116,8 +107,8 @@ def test_editing_a_parent_changes_each_reply_and_the_room_hears_it(door, client,
 
 @pytest.mark.parametrize("door", DOORS)
 def test_an_edit_after_the_quoted_characters_changes_no_reply(door, client, socks, task, alice, bob):
-    parent = say(socks["alice"], task, "p" * 100 + " first")
-    reply = say(socks["bob"], task, "ok", replyTo=parent["id"])
+    parent = sent(socks["alice"], task["id"], "p" * 100 + " first")
+    reply = sent(socks["bob"], task["id"], "ok", replyTo=parent["id"])
     for sock in socks.values():
         sock.get_received(NS)
     before = history(client, task, bob)[reply["id"]]
@@ -171,7 +162,7 @@ def test_a_client_that_held_the_thread_catches_up_to_the_quotes_of_now(
 # ---- tombstones ------------------------------------------------------------------------------
 @pytest.mark.parametrize("door", DOORS)
 def test_message_deleted_carries_the_tombstone_as_history_shows_it(door, client, socks, task, alice, bob, carol):
-    message = say(socks["bob"], task, "@Carol see this", mentions=[carol.id])
+    message = sent(socks["bob"], task["id"], "@Carol see this", mentions=[carol.id])
     assert emit(socks["carol"], "add_reaction", {"messageId": message["id"], "emoji": "👍"})["ok"]
     for sock in socks.values():
         sock.get_received(NS)
@@ -190,7 +181,7 @@ def test_message_deleted_carries_the_tombstone_as_history_shows_it(door, client,
 
 @pytest.mark.parametrize("door", DOORS)
 def test_reaction_updated_carries_the_message_as_history_shows_it(door, client, socks, task, bob, carol):
-    message = say(socks["bob"], task, "vote")
+    message = sent(socks["bob"], task["id"], "vote")
     for sock in socks.values():
         sock.get_received(NS)
 
@@ -214,8 +205,8 @@ def keep(copy: dict[int, dict], messages: list[dict]) -> None:
 def test_a_deleted_parents_words_are_nowhere_a_member_can_read(client, socket, socks, task, alice, bob, carol):
     """Nor in what the server answers, nor in a member's copy of the chat: one kept
     live from the room's events, one brought up to date by a catch-up."""
-    parent = say(socks["alice"], task, "zebra crossing at noon", mentions=[bob.id, carol.id])
-    say(socks["bob"], task, "fine", replyTo=parent["id"])
+    parent = sent(socks["alice"], task["id"], "zebra crossing at noon", mentions=[bob.id, carol.id])
+    sent(socks["bob"], task["id"], "fine", replyTo=parent["id"])
     held = list(history(client, task, bob).values())
     live, caught_up = {}, {}
     keep(live, held)

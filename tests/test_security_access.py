@@ -44,7 +44,7 @@ def add_member(add_member, client):
 
 
 @pytest.fixture
-def scene(app, client, socket, alice, bob, carol, task, make_task, add_member):
+def scene(app, client, alice, bob, carol, task, make_task, add_member, room_of):
     """Alice's task with Bob (editor) and Carol (commenter). Bob has said things, reacted,
     uploaded a file, been mentioned, and read the chat; Carol's socket listens in the room."""
     add_member(alice, task, carol, "commenter")
@@ -58,9 +58,7 @@ def scene(app, client, socket, alice, bob, carol, task, make_task, add_member):
                           headers=alice.headers).get_json()
     assert client.get("/api/notifications", headers=bob.headers).get_json()["unreadCount"] == 1
     elsewhere = make_task(bob, "Bob's other task")
-    listener = socket(carol)
-    join(listener, T)
-    listener.get_received("/tasks")
+    listener = room_of(carol)[0].sock
     return {"app": app, "client": client, "T": T, "bobs": bobs, "mention": mention, "file": file,
             "elsewhere": elsewhere, "listener": listener}
 

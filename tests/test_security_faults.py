@@ -284,14 +284,11 @@ def test_database_failure_during_a_send_is_unavailable_and_the_retry_stores_it_o
 
 
 @pytest.fixture
-def watched_room(app, socket, task, alice, bob):
+def watched_room(app, task, alice, bob, room_of):
     """PostgreSQL only: Alice's and Bob's sockets, joined to the task, nothing received yet."""
     if dialect(app) == "sqlite":
         pytest.skip("PostgreSQL only: a SQLite connection has no server to close it")
-    alice_sock, bob_sock = socket(alice), socket(bob)
-    join(alice_sock, task["id"])
-    join(bob_sock, task["id"])
-    drain(alice_sock, bob_sock)
+    alice_sock, bob_sock = (peer.sock for peer in room_of(alice, bob))
     return alice_sock, bob_sock
 
 

@@ -25,9 +25,8 @@ import pytest
 from toolkit.database import snapshot
 from toolkit.env import NO_LIMITS
 from toolkit.rest import assert_error
-from toolkit.sockets import emit, events, join
+from toolkit.sockets import NS, emit, events
 
-NS = "/tasks"
 MAX_ID = 2**31 - 1
 
 
@@ -93,16 +92,13 @@ def refused(sock, ack, code: str = "validation_error") -> dict:
 
 # ---- the world: Alice owns the task, Bob edits, Dan views, Carol is outside ----------------------
 @pytest.fixture
-def world(app, client, socket, alice, bob, carol, register, task, add_member):
+def world(app, client, alice, bob, carol, register, task, add_member, room_of):
     dan = register("Dan", "Viewer")
     add_member(alice, task, dan, "viewer")
     base = f"/api/tasks/{task['id']}"
     first = client.post(f"{base}/messages", json={"message": "first"}, headers=alice.headers).get_json()
     mine = client.post(f"{base}/messages", json={"message": "Bob's"}, headers=bob.headers).get_json()
-    listener, sender = socket(alice), socket(bob)
-    join(listener, task["id"])
-    join(sender, task["id"])
-    listener.get_received(NS), sender.get_received(NS)
+    listener, sender = (peer.sock for peer in room_of(alice, bob))
     return {
         "app": app, "client": client, "alice": alice, "bob": bob, "carol": carol, "dan": dan, "task": task,
         "T": task["id"], "M": mine["id"], "first": first["id"], "listener": listener, "sender": sender,

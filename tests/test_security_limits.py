@@ -23,9 +23,8 @@ from app.extensions import db, socketio
 from app.realtime import throttle
 from toolkit.env import app_env
 from toolkit.rest import assert_error
-from toolkit.sockets import drain, emit, events, join, send
+from toolkit.sockets import NS, drain, emit, events, join, send
 
-NS = "/tasks"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 # High enough for every kind a test does not look at.
 GENEROUS = {"RATE_LIMIT_MESSAGES": "1000/minute", "RATE_LIMIT_TYPING": "1000/minute",

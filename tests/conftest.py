@@ -1,6 +1,13 @@
-"""Fixtures that compose by name: app → client → users → sockets.
+"""Fixtures that compose by name: app → client → users → task → chat and sockets → rooms.
 
-The helpers they are built from, and those tests import, are in toolkit/.
+- app, client; `settings` (the app's extra settings: the `settings` marker, or override it);
+- register, alice, bob, carol; make_task, add_member (the `added_notices_read` marker),
+  task (Alice's, Bob an editor);
+- chat: the task chat over REST (toolkit/chat.py);
+- socket (a Flask-SocketIO test client), connect (a Peer), room_of (Peers joined to the
+  task's room), room (Alice, Bob and Carol there); refused (a refused connect).
+
+The helpers they are built from, and those that tests import, are in toolkit/.
 
 The database is made once per run by the migrations (`flask db upgrade`), on
 SQLite in a temporary file by default, or on `DATABASE_URL` when it names
@@ -18,8 +25,10 @@ from socketio import packet
 
 from app import create_app
 from app.extensions import db, socketio
+from toolkit.chat import Chat
 from toolkit.database import empty_tables
 from toolkit.env import app_env
+from toolkit.notices import read_added_notices
 from toolkit.sockets import NS, Peer
 from toolkit.users import User
 
@@ -36,9 +45,12 @@ def database_url(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def settings() -> dict[str, str]:
-    """Extra environment for the app of one test: override it to change a setting."""
-    return {}
+def settings(request) -> dict[str, str]:
+    """Extra environment for the app of one test: those of its `settings` marker
+    (`pytest.mark.settings(RATE_LIMIT_MESSAGES="…")`, on the test or its module), or
+    override the fixture, or parametrize it."""
+    marker = request.node.get_closest_marker("settings")
+    return dict(marker.kwargs) if marker else {}
 
 
 @pytest.fixture
@@ -105,15 +117,22 @@ def make_task(client):
 
 
 @pytest.fixture
-def add_member(client):
+def add_member(client, request):
     """`owner` adds `user` to the task by email, as one adds someone they know (an id
-    finds only someone who already shares a task with the owner)."""
+    finds only someone who already shares a task with the owner).
+
+    Under the `added_notices_read` marker the added user has then read the notice that
+    they were added, so that the notifications of the test are its mentions
+    (test_security_directory.py tests the notices themselves)."""
+    notices_read = request.node.get_closest_marker("added_notices_read") is not None
 
     def add(owner: User, task: dict, user: User, role: str = "commenter") -> dict:
         response = client.post(
             f"/api/tasks/{task['id']}/members", json={"email": user.email, "role": role}, headers=owner.headers
         )
         assert response.status_code == 201, response.get_json()
+        if notices_read:
+            read_added_notices(client, user)
         return response.get_json()
 
     return add
@@ -143,6 +162,12 @@ def socket(app, client):
     for sock, namespace in opened:
         if sock.is_connected(namespace):
             sock.disconnect(namespace)
+
+
+@pytest.fixture
+def chat(client) -> Chat:
+    """The task chat over REST (toolkit/chat.py): chat.sent(task, alice, "Hi"), …"""
+    return Chat(client)
 
 
 @pytest.fixture

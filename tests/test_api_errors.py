@@ -9,8 +9,7 @@ import pytest
 from app import create_app
 
 from toolkit.rest import assert_error
-
-MAX_ID = 2**31 - 1
+from toolkit.wire import MAX_ID
 
 
 # ---- the error shape -------------------------------------------------------------

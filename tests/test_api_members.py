@@ -3,21 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from toolkit.rest import assert_error
+from toolkit.rest import assert_error, members_url
 from toolkit.sockets import events
+from toolkit.wire import PERMISSIONS
 
 MEMBER_KEYS = {"taskId", "userId", "role", "permissions", "createdAt", "user"}
-PERMISSIONS = {
-    "owner": {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True},
-    "editor": {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False},
-    "commenter": {"canRead": True, "canComment": True, "canEdit": False, "canManageMembers": False},
-    "viewer": {"canRead": True, "canComment": False, "canEdit": False, "canManageMembers": False},
-}
-
-
-def members_url(task: dict, user=None) -> str:
-    url = f"/api/tasks/{task['id']}/members"
-    return f"{url}/{user.id}" if user is not None else url
 
 
 def roles(client, task: dict, as_user) -> dict[int, str]:

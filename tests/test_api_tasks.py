@@ -5,9 +5,8 @@ import pytest
 
 from toolkit.rest import assert_error
 from toolkit.sockets import events
+from toolkit.wire import PERMISSIONS
 
-OWNER_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True}
-EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}
 TASK_KEYS = {"id", "title", "description", "status", "createdBy", "createdAt", "updatedAt", "role", "permissions"}
 # Reading a task (list and get) also tells the reader how many messages they have not read.
 READ_TASK_KEYS = TASK_KEYS | {"unreadCount"}
@@ -31,7 +30,7 @@ def test_list_holds_only_my_tasks_with_my_role_newest_first(client, alice, bob, 
     bobs = client.get("/api/tasks", headers=bob.headers).get_json()["items"]
 
     assert [t["id"] for t in alices] == [second["id"], first["id"]]
-    assert all(t["role"] == "owner" and t["permissions"] == OWNER_PERMISSIONS for t in alices)
+    assert all(t["role"] == "owner" and t["permissions"] == PERMISSIONS["owner"] for t in alices)
     assert [t["id"] for t in bobs] == [second["id"]]
     assert bobs[0]["role"] == "viewer"
     assert bobs[0]["permissions"] == {"canRead": True, "canComment": False, "canEdit": False, "canManageMembers": False}
@@ -69,7 +68,7 @@ def test_create_returns_201_and_the_creator_is_owner(client, alice):
     assert task["status"] == "in_progress"
     assert task["createdBy"] == alice.id
     assert task["role"] == "owner"
-    assert task["permissions"] == OWNER_PERMISSIONS
+    assert task["permissions"] == PERMISSIONS["owner"]
     assert task["createdAt"].endswith("Z") and task["updatedAt"].endswith("Z")
 
     members = client.get(f"/api/tasks/{task['id']}/members", headers=alice.headers).get_json()["items"]
@@ -117,7 +116,7 @@ def test_get_as_member_carries_my_role(client, task, bob):
     assert body["id"] == task["id"]
     assert body["title"] == task["title"]
     assert body["role"] == "editor"
-    assert body["permissions"] == EDITOR_PERMISSIONS
+    assert body["permissions"] == PERMISSIONS["editor"]
     assert set(body) == READ_TASK_KEYS and body["unreadCount"] == 0
 
 

@@ -40,15 +40,13 @@ from toolkit.database import snapshot
 from toolkit.env import NO_LIMITS
 from toolkit.sockets import NS, emit
 
+# Rate limits out of the way: these tests send many events on purpose.
+pytestmark = pytest.mark.settings(**NO_LIMITS)
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 KEYS = ["taskId", "messageId", "message", "clientId", "emoji", "replyTo", "attachments", "mentions",
         "lastMessageId", "token", "refreshToken", "title", "description", "status", "userId", "role", "ids",
         "email", "password", "firstName", "lastName", "before", "after", "around", "limit"]
-
-
-@pytest.fixture
-def settings() -> dict[str, str]:
-    return dict(NO_LIMITS)
 
 
 def fuzz_settings(examples: int = EXAMPLES):

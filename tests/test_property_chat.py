@@ -68,9 +68,9 @@ from hypothesis.stateful import (
 
 from app.extensions import socketio
 from toolkit.database import empty_tables
+from toolkit.env import NO_LIMITS
 from toolkit.sockets import NS
 from toolkit.users import User
-
 
 NAMES = ("Alice", "Bob", "Carol")
 # Few, so edits sometimes repeat the text. The two long ones differ only after the
@@ -738,13 +738,8 @@ def assert_same_list(copy: dict[int, dict], server: list[dict], who: str) -> Non
     assert not differences, (who, "(id, field, the copy's, the server's)", differences)
 
 
-@pytest.fixture
-def settings():
-    # Thousands of events by the same few users in one app: rate limits are not under test here.
-    return {"RATE_LIMIT_MESSAGES": "100000/minute", "RATE_LIMIT_JOINS": "100000/minute",
-            "RATE_LIMIT_TYPING": "100000/minute", "RATE_LIMIT_OTHER": "100000/minute"}
-
-
+# Thousands of events by the same few users in one app: rate limits are not under test here.
+@pytest.mark.settings(**NO_LIMITS)
 def test_no_message_is_lost_or_stored_twice(app):
     """One app (conftest's fixture) for the whole run; each example empties its tables."""
     run_state_machine_as_test(lambda: ChatMachine(app), settings=SETTINGS)

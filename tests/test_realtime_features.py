@@ -8,15 +8,11 @@ from urllib.parse import quote
 
 import pytest
 
-from toolkit.notices import mentions_only, with_added_notices_read
-from toolkit.sockets import Peer, join
+from toolkit.notices import mentions_only
+from toolkit.sockets import Peer, fill, join
 
-
-def stored(client, user, task_id) -> dict[int, dict]:
-    response = client.get(f"/api/tasks/{task_id}/messages", query_string={"after": 0, "limit": 100},
-                          headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return {m["id"]: m for m in response.get_json()["items"]}
+# The users that add_member adds have read the notice of it: the notifications here are mentions.
+pytestmark = pytest.mark.added_notices_read
 
 
 def quiet(*peers: Peer) -> None:
@@ -33,13 +29,6 @@ def dan(register):
 @pytest.fixture
 def eve(register):
     return register("Eve", "Stranger")
-
-
-@pytest.fixture
-def add_member(add_member, client):
-    """conftest's, after which the added user has read the notice that they were added
-    (test_security_directory.py tests it): the notifications here are mentions."""
-    return with_added_notices_read(add_member, client)
 
 
 @pytest.fixture
@@ -66,7 +55,7 @@ def everyone(room) -> list[Peer]:
 
 
 # ---- edit_message ----------------------------------------------------------------------------
-def test_the_author_edits_and_the_room_gets_message_updated(room, client, alice, task, bobs):
+def test_the_author_edits_and_the_room_gets_message_updated(room, alice, task, bobs, chat):
     edited = room["Bob"].ok("edit_message", {"messageId": bobs["id"], "message": "  Bob's final  "})
 
     assert (edited["id"], edited["message"]) == (bobs["id"], "Bob's final")
@@ -77,19 +66,19 @@ def test_the_author_edits_and_the_room_gets_message_updated(room, client, alice,
         assert peer.received() == [
             {"name": "message_updated", "args": [{"taskId": task["id"], "message": edited}], "namespace": peer.ns}
         ], name
-    assert stored(client, alice, task["id"])[bobs["id"]] == edited
+    assert chat.by_id(task, alice)[bobs["id"]] == edited
 
 
 @pytest.mark.parametrize("editor", ["Alice", "Carol"], ids=["the owner", "another commenter"])
-def test_only_the_author_may_edit(room, client, alice, task, bobs, editor):
+def test_only_the_author_may_edit(room, alice, task, bobs, editor, chat):
     ack = room[editor].emit("edit_message", {"messageId": bobs["id"], "message": "not yours"})
 
     room[editor].refused(ack, "forbidden")
     quiet(*(p for n, p in room.items() if n != editor))
-    assert stored(client, alice, task["id"])[bobs["id"]]["message"] == "Bob's draft"
+    assert chat.by_id(task, alice)[bobs["id"]]["message"] == "Bob's draft"
 
 
-def test_an_author_demoted_to_viewer_may_no_longer_edit(room, client, alice, carol, task):
+def test_an_author_demoted_to_viewer_may_no_longer_edit(room, client, alice, carol, task, chat):
     mine = room["Carol"].sent(task["id"], "Carol's words")
     client.patch(f"/api/tasks/{task['id']}/members/{carol.id}", json={"role": "viewer"}, headers=alice.headers)
     for peer in everyone(room):
@@ -99,7 +88,7 @@ def test_an_author_demoted_to_viewer_may_no_longer_edit(room, client, alice, car
 
     room["Carol"].refused(ack, "forbidden")
     quiet(room["Alice"], room["Bob"], room["Dan"])
-    assert stored(client, alice, task["id"])[mine["id"]]["message"] == "Carol's words"
+    assert chat.by_id(task, alice)[mine["id"]]["message"] == "Carol's words"
 
 
 def test_the_same_text_again_changes_and_announces_nothing(room, bobs):
@@ -125,7 +114,7 @@ def test_a_deleted_message_cannot_be_edited(room, bobs):
 
 
 # ---- delete_message --------------------------------------------------------------------------
-def test_the_author_deletes_and_the_room_gets_message_deleted(room, client, alice, bob, task, bobs):
+def test_the_author_deletes_and_the_room_gets_message_deleted(room, alice, bob, task, bobs, chat):
     tombstone = room["Bob"].ok("delete_message", {"messageId": bobs["id"]})
 
     assert (tombstone["id"], tombstone["deleted"], tombstone["message"]) == (bobs["id"], True, None)
@@ -136,7 +125,7 @@ def test_the_author_deletes_and_the_room_gets_message_deleted(room, client, alic
                 "message": tombstone}
     for name, peer in room.items():
         assert peer.received() == [{"name": "message_deleted", "args": [expected], "namespace": peer.ns}], name
-    assert stored(client, alice, task["id"])[bobs["id"]] == tombstone
+    assert chat.by_id(task, alice)[bobs["id"]] == tombstone
 
 
 def test_the_owner_may_delete_anyones_message(room, alice, bobs):
@@ -150,7 +139,7 @@ def test_the_owner_may_delete_anyones_message(room, alice, bobs):
 
 @pytest.mark.parametrize("deleter, author", [("Carol", "Bob"), ("Bob", "Carol"), ("Dan", "Bob")],
                          ids=["a commenter", "an editor", "a viewer"])
-def test_others_may_not_delete_someone_elses_message(room, client, alice, task, deleter, author):
+def test_others_may_not_delete_someone_elses_message(room, alice, task, deleter, author, chat):
     message = room[author].sent(task["id"], "mine")
     for peer in everyone(room):
         peer.received()
@@ -159,7 +148,7 @@ def test_others_may_not_delete_someone_elses_message(room, client, alice, task, 
 
     room[deleter].refused(ack, "forbidden")
     quiet(*(p for n, p in room.items() if n != deleter))
-    assert stored(client, alice, task["id"])[message["id"]]["deleted"] is False
+    assert chat.by_id(task, alice)[message["id"]]["deleted"] is False
 
 
 def test_deleting_again_answers_the_tombstone_and_announces_nothing(room, bobs):
@@ -189,7 +178,7 @@ def test_a_reaction_is_announced_without_me_and_acked_with_me(room, carol, task,
         assert peer.received() == [{"name": "reaction_updated", "args": [expected], "namespace": peer.ns}], name
 
 
-def test_me_is_relative_to_whoever_asks(room, client, alice, bob, carol, task, bobs):
+def test_me_is_relative_to_whoever_asks(room, alice, bob, carol, task, bobs, chat):
     room["Carol"].ok("add_reaction", {"messageId": bobs["id"], "emoji": "👍"})
     by_bob = room["Bob"].ok("add_reaction", {"messageId": bobs["id"], "emoji": "👍"})
     by_alice = room["Alice"].ok("add_reaction", {"messageId": bobs["id"], "emoji": "🎉"})
@@ -203,7 +192,7 @@ def test_me_is_relative_to_whoever_asks(room, client, alice, bob, carol, task, b
     last = room["Dan"].events("reaction_updated")[-1]
     assert last["reactions"] == [{"emoji": "👍", "count": 2, "userIds": [carol.id, bob.id]},
                                  {"emoji": "🎉", "count": 1, "userIds": [alice.id]}]
-    assert [r["me"] for r in stored(client, carol, task["id"])[bobs["id"]]["reactions"]] == [True, False]
+    assert [r["me"] for r in chat.by_id(task, carol)[bobs["id"]]["reactions"]] == [True, False]
 
 
 def test_reactions_are_idempotent_both_ways(room, carol, bobs):
@@ -241,7 +230,7 @@ def test_broadcasts_of_a_reacted_message_leave_me_out(room, carol, bobs):
 
 
 @pytest.mark.parametrize("emoji", ["/", "a/b", "a//b", "%2F", "%", "?", "#", " a", "../x"])
-def test_any_emoji_added_on_one_door_is_removed_on_the_other(room, client, carol, task, bobs, emoji):
+def test_any_emoji_added_on_one_door_is_removed_on_the_other(room, client, carol, task, bobs, emoji, chat):
     """A reaction added over Socket.IO is removed over REST (the emoji percent-encoded in
     the path), and one added over REST is removed over Socket.IO."""
     ref = {"messageId": bobs["id"], "emoji": emoji}
@@ -254,26 +243,26 @@ def test_any_emoji_added_on_one_door_is_removed_on_the_other(room, client, carol
 
     assert client.post(url, json={"emoji": emoji}, headers=carol.headers).status_code == 200
     assert room["Carol"].ok("remove_reaction", ref)["reactions"] == []
-    assert stored(client, carol, task["id"])[bobs["id"]]["reactions"] == []
+    assert chat.by_id(task, carol)[bobs["id"]]["reactions"] == []
 
 
 @pytest.mark.parametrize("emoji", [".", ".."])
-def test_an_emoji_no_url_can_name_is_refused_over_socket_too(room, client, alice, task, bobs, emoji):
+def test_an_emoji_no_url_can_name_is_refused_over_socket_too(room, alice, task, bobs, emoji, chat):
     ack = room["Carol"].emit("add_reaction", {"messageId": bobs["id"], "emoji": emoji})
 
     room["Carol"].refused(ack, "validation_error")
     assert "emoji" in ack["error"]["details"]
     quiet(room["Alice"], room["Bob"], room["Dan"])
-    assert stored(client, alice, task["id"])[bobs["id"]]["reactions"] == []
+    assert chat.by_id(task, alice)[bobs["id"]]["reactions"] == []
 
 
 @pytest.mark.parametrize("event", ["add_reaction", "remove_reaction"])
-def test_a_viewer_may_not_react(room, client, alice, task, bobs, event):
+def test_a_viewer_may_not_react(room, alice, task, bobs, event, chat):
     ack = room["Dan"].emit(event, {"messageId": bobs["id"], "emoji": "👍"})
 
     room["Dan"].refused(ack, "forbidden")
     quiet(room["Alice"], room["Bob"], room["Carol"])
-    assert stored(client, alice, task["id"])[bobs["id"]]["reactions"] == []
+    assert chat.by_id(task, alice)[bobs["id"]]["reactions"] == []
 
 
 @pytest.mark.parametrize("event", ["add_reaction", "remove_reaction"])
@@ -299,21 +288,21 @@ MESSAGE_EVENTS = {
 
 @pytest.mark.parametrize("which", ["another task's message", "no such message"])
 @pytest.mark.parametrize("event", MESSAGE_EVENTS)
-def test_a_message_of_a_task_the_user_is_not_in_is_not_found(room, socket, client, alice, eve, make_task, task,
-                                                             bobs, event, which):
+def test_a_message_of_a_task_the_user_is_not_in_is_not_found(
+        room, socket, alice, eve, make_task, task, bobs, event, which, chat):
     """Not `forbidden`: a stranger learns nothing, not even that the message exists."""
     stranger = Peer(socket(eve), "/tasks")
     join(stranger.sock, make_task(eve, "Eve's own")["id"])  # a member of something, just not this
     stranger.received()
     message_id = bobs["id"] if which == "another task's message" else bobs["id"] + 10_000
-    before = stored(client, alice, task["id"])[bobs["id"]]
+    before = chat.by_id(task, alice)[bobs["id"]]
 
     ack = stranger.emit(event, {"messageId": message_id, **MESSAGE_EVENTS[event]})
 
     stranger.refused(ack, "not_found")
     assert ack["error"]["message"] == "Message not found"
     quiet(*everyone(room))
-    assert stored(client, alice, task["id"])[bobs["id"]] == before
+    assert chat.by_id(task, alice)[bobs["id"]] == before
 
 
 # ---- mark_read -------------------------------------------------------------------------------
@@ -421,7 +410,7 @@ def test_mentioning_yourself_or_twice_notifies_once_and_not_you(room, alice, bob
     assert room["Alice"].events("task_notification") == []
 
 
-def test_mentioning_a_non_member_is_refused_and_nothing_is_stored(room, socket, client, alice, bob, eve, task):
+def test_mentioning_a_non_member_is_refused_and_nothing_is_stored(room, socket, client, alice, bob, eve, task, chat):
     idle_bob = Peer(socket(bob, namespace="/"), "/")
     eves = Peer(socket(eve), "/tasks")
 
@@ -429,7 +418,7 @@ def test_mentioning_a_non_member_is_refused_and_nothing_is_stored(room, socket, 
 
     room["Alice"].refused(ack, "validation_error")
     quiet(room["Bob"], room["Carol"], room["Dan"], idle_bob, eves)
-    assert stored(client, alice, task["id"]) == {}
+    assert chat.by_id(task, alice) == {}
     assert mentions_only(client.get("/api/notifications", headers=bob.headers).get_json())["items"] == []
 
 
@@ -490,27 +479,15 @@ CASES = [(event, args) for event, table in MALFORMED.items() for args in table.v
 CASE_IDS = [f"{event}: {name}" for event, table in MALFORMED.items() for name in table]
 
 
-def _fill(value, message_id: int, task_id: int):
-    if value is MSG:
-        return message_id
-    if value is TASK:
-        return task_id
-    if isinstance(value, list):
-        return [_fill(v, message_id, task_id) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, message_id, task_id) for k, v in value.items()}
-    return value
-
-
 @pytest.mark.parametrize("event, args", CASES, ids=CASE_IDS)
-def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(room, client, alice, task, bobs,
-                                                                                event, args):
-    before = stored(client, alice, task["id"])[bobs["id"]]
+def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(
+        room, alice, task, bobs, event, args, chat):
+    before = chat.by_id(task, alice)[bobs["id"]]
 
-    ack = room["Bob"].emit(event, *(_fill(arg, bobs["id"], task["id"]) for arg in args))
+    ack = room["Bob"].emit(event, *(fill(arg, {MSG: bobs["id"], TASK: task["id"]}) for arg in args))
 
     room["Bob"].refused(ack, "validation_error")
     quiet(room["Alice"], room["Carol"], room["Dan"])
-    assert stored(client, alice, task["id"])[bobs["id"]] == before
+    assert chat.by_id(task, alice)[bobs["id"]] == before
     assert room["Bob"].sock.is_connected("/tasks")
-    assert room["Bob"].emit(event, _fill(VALID[event], bobs["id"], task["id"]))["ok"] is True
+    assert room["Bob"].emit(event, fill(VALID[event], {MSG: bobs["id"], TASK: task["id"]}))["ok"] is True

@@ -11,7 +11,6 @@ import pytest
 
 from toolkit.sockets import Peer
 
-
 NO_SEND = "No permission to send messages"
 SHORT_TYPING = {"TYPING_TIMEOUT": "0.3s", "TYPING_THROTTLE": "0.2s"}
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import pytest
 
 from toolkit.sockets import NS, assert_refused, drain, emit, events, join
-from toolkit.wire import assert_recent
+from toolkit.wire import PERMISSIONS, assert_recent
 
 NO_ACCESS = {"code": "forbidden", "message": "No access to this task"}
-EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}
 
 
 def join_ack_data(task_id, user, role, permissions, online=None) -> dict:
@@ -39,7 +38,7 @@ def test_join_acks_with_the_role_and_permissions(socket, bob, task, payload):
 
     ack = emit(sock, "join_task", sent)
 
-    assert ack == {"ok": True, "data": join_ack_data(task["id"], bob, "editor", EDITOR_PERMISSIONS)}
+    assert ack == {"ok": True, "data": join_ack_data(task["id"], bob, "editor", PERMISSIONS["editor"])}
 
 
 @pytest.mark.parametrize("role, permissions", [

@@ -25,7 +25,6 @@ from app.extensions import db
 from e2e.live import BIN, ROOT, LiveSocket, free_port, server_env, start_server
 from toolkit.sockets import drain, emit, join, send
 
-
 SECRET = "s3cret-key-that-must-not-leak-" + "s" * 16
 JWT_SECRET = "jwt-key-that-must-not-leak-" + "j" * 16
 DB_PASSWORD = "db-pass-that-must-not-leak"

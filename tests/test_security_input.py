@@ -26,14 +26,10 @@ from toolkit.database import snapshot
 from toolkit.env import NO_LIMITS
 from toolkit.rest import assert_error
 from toolkit.sockets import NS, emit, events
+from toolkit.wire import MAX_ID
 
-MAX_ID = 2**31 - 1
-
-
-@pytest.fixture
-def settings() -> dict[str, str]:
-    """Rate limits out of the way: these tests send many refused events on purpose."""
-    return dict(NO_LIMITS)
+# Rate limits out of the way: these tests send many refused events on purpose.
+pytestmark = pytest.mark.settings(**NO_LIMITS)
 
 
 # ---- helpers -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from app import create_app
 from app.extensions import db
 from app.models import ChatMessage, RevokedToken
+from toolkit.database import dialect
 from toolkit.env import JWT_SECRET, app_env
 from toolkit.sockets import emit, events, join, send
 
@@ -188,11 +189,6 @@ def revoke_elsewhere(app, token: str) -> None:
         db.session.add(RevokedToken(jti=claims["jti"], type="access", user_id=int(claims["sub"]),
                                     expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc)))
         db.session.commit()
-
-
-def dialect(app) -> str:
-    with app.app_context():
-        return db.engine.dialect.name
 
 
 def received(sock, name: str, namespace: str = "/tasks") -> list:

@@ -3,15 +3,17 @@
 pytest.ini puts tests/ on sys.path (`pythonpath = tests`), so test modules import
 these as `from toolkit.sockets import join`, under pytest's default import mode and
 under `--import-mode=importlib` alike. Helpers that need the app or its test client
-reach tests through the fixtures of tests/conftest.py (`chat`, `socket`, `room_of`,
-…); the plain functions and constants here are imported where they are used.
+reach tests through the fixtures of tests/conftest.py (`chat` is a chat.Chat on the
+test's client; `connect` and `room_of` answer sockets.Peer); the plain functions and
+constants here are imported where they are used. The live servers of the end-to-end
+tests, and their clients, are in tests/e2e/live.py (`from e2e.live import …`).
 
 - users.py: the user record the fixtures and the live servers' API make.
-- env.py: the settings a test app is made with (and shared setting sets).
-- database.py: the tables, emptying them, and reading what is stored.
-- rest.py: REST answers: the one error shape.
+- env.py: the settings a test app is made with, and sets of settings tests share.
+- database.py: the tables, emptying them, a snapshot of what is stored, the dialect.
+- rest.py: REST: the one error shape; the members URL.
 - notices.py: the notifications of being added to a task, told apart from mentions.
-- sockets.py: Flask-SocketIO test clients on `/tasks` or `/`: emit, join, send, events.
-- chat.py: the chat over REST, as one client sends, uploads and reads it.
-- wire.py: the keys of the JSON the API answers with.
+- sockets.py: Flask-SocketIO test clients on `/tasks` or `/`: emit, join, send, events, Peer.
+- chat.py: the chat over REST (send, upload, history, edit, react, …) as one client does it.
+- wire.py: what the API answers with: the keys of its JSON, its errors, its times.
 """

@@ -12,6 +12,12 @@ TABLES = (
 )
 
 
+def dialect(app) -> str:
+    """The database's SQLAlchemy dialect: "sqlite" or "postgresql"."""
+    with app.app_context():
+        return db.engine.dialect.name
+
+
 def empty_tables() -> None:
     """Delete every row of every table (PostgreSQL: and restart the ids)."""
     if db.engine.dialect.name == "postgresql":

@@ -15,17 +15,6 @@ def read_added_notices(client, user: User) -> None:
     assert response.status_code == 200, response.get_json()
 
 
-def with_added_notices_read(add_member, client):
-    """`add_member`, after which the added user has read the notice that they were added."""
-
-    def add(owner: User, task: dict, user: User, role: str = "commenter") -> dict:
-        member = add_member(owner, task, user, role)
-        read_added_notices(client, user)
-        return member
-
-    return add
-
-
 def mentions_only(body: dict) -> dict:
     """A GET /api/notifications answer without the (read) notices of being added."""
     return {**body, "items": [n for n in body["items"] if n["type"] != ADDED]}

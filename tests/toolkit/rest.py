@@ -1,4 +1,4 @@
-"""REST answers of the Flask test client."""
+"""REST requests and answers of the Flask test client."""
 from __future__ import annotations
 
 
@@ -13,3 +13,9 @@ def assert_error(response, status: int, code: str) -> dict:
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
     return error
+
+
+def members_url(task: dict, user=None) -> str:
+    """The task's members, or one of them."""
+    url = f"/api/tasks/{task['id']}/members"
+    return f"{url}/{user.id}" if user is not None else url

@@ -99,3 +99,16 @@ class Peer:
 
     def disconnect(self) -> None:
         self.sock.disconnect(self.ns)
+
+
+def fill(value, placeholders: dict):
+    """A payload with each placeholder object in it (at any depth of lists and dicts)
+    replaced by its real value: fill(({"taskId": TASK},), {TASK: 7})."""
+    for placeholder, real in placeholders.items():
+        if value is placeholder:
+            return real
+    if isinstance(value, list):
+        return [fill(v, placeholders) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, placeholders) for k, v in value.items()}
+    return value

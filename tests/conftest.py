@@ -1,4 +1,13 @@
-"""Fixtures that compose by name: app → client → users → sockets.
+"""Fixtures that compose by name: app → client → users → task → chat and sockets → rooms.
+
+- app, client; `settings` (the app's extra settings: the `settings` marker, or override it);
+- register, alice, bob, carol; make_task, add_member (the `added_notices_read` marker),
+  task (Alice's, Bob an editor);
+- chat: the task chat over REST (toolkit/chat.py);
+- socket (a Flask-SocketIO test client), connect (a Peer), room_of (Peers joined to the
+  task's room), room (Alice, Bob and Carol there); refused (a refused connect).
+
+The helpers they are built from, and those that tests import, are in toolkit/.
 
 The database is made once per run by the migrations (`flask db upgrade`), on
 SQLite in a temporary file by default, or on `DATABASE_URL` when it names
@@ -8,89 +17,56 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
 
 import pytest
 from flask_migrate import upgrade
 from flask_socketio.test_client import SocketIOTestClient
 from socketio import packet
-from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db, socketio
+from toolkit.chat import Chat
+from toolkit.database import empty_tables
+from toolkit.env import app_env
+from toolkit.notices import read_added_notices
+from toolkit.sockets import NS, Peer
+from toolkit.users import User
 
-# Children first, so SQLite's foreign keys allow each DELETE.
-TABLES = (
-    "revoked_tokens", "activity_logs", "notifications", "message_reactions", "message_edits", "attachments",
-    "task_chat", "task_members", "tasks", "users",
-)
 _emails = itertools.count(1)
-
-
-def _test_env(database_url: str, **settings: str) -> dict[str, str]:
-    return {
-        "APP_ENV": "testing", "DATABASE_URL": database_url, "JWT_SECRET_KEY": "test-secret-" + "x" * 32,
-        **settings,
-    }
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    app = create_app(env=_test_env(url))
+    app = create_app(env=app_env(url))
     with app.app_context():
         upgrade(directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     return url
 
 
 @pytest.fixture
-def settings() -> dict[str, str]:
-    """Extra environment for the app of one test: override it to change a setting."""
-    return {}
+def settings(request) -> dict[str, str]:
+    """Extra environment for the app of one test: those of its `settings` marker
+    (`pytest.mark.settings(RATE_LIMIT_MESSAGES="…")`, on the test or its module), or
+    override the fixture, or parametrize it."""
+    marker = request.node.get_closest_marker("settings")
+    return dict(marker.kwargs) if marker else {}
 
 
 @pytest.fixture
 def app(database_url, tmp_path, settings):
-    app = create_app(env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings))
+    app = create_app(env=app_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings))
     with app.app_context():
-        _empty_tables()
+        empty_tables()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
 
 
-def _empty_tables() -> None:
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-    else:
-        for table in TABLES:
-            db.session.execute(text(f"DELETE FROM {table}"))
-    db.session.commit()
-
-
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-@dataclass
-class User:
-    id: int
-    email: str
-    first_name: str
-    last_name: str
-    token: str
-    refresh_token: str
-    password: str = "correct horse battery"
-
-    @property
-    def name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture
@@ -141,46 +117,25 @@ def make_task(client):
 
 
 @pytest.fixture
-def add_member(client):
+def add_member(client, request):
     """`owner` adds `user` to the task by email, as one adds someone they know (an id
-    finds only someone who already shares a task with the owner)."""
+    finds only someone who already shares a task with the owner).
+
+    Under the `added_notices_read` marker the added user has then read the notice that
+    they were added, so that the notifications of the test are its mentions
+    (test_security_directory.py tests the notices themselves)."""
+    notices_read = request.node.get_closest_marker("added_notices_read") is not None
 
     def add(owner: User, task: dict, user: User, role: str = "commenter") -> dict:
         response = client.post(
             f"/api/tasks/{task['id']}/members", json={"email": user.email, "role": role}, headers=owner.headers
         )
         assert response.status_code == 201, response.get_json()
+        if notices_read:
+            read_added_notices(client, user)
         return response.get_json()
 
     return add
-
-
-ADDED = "added_to_task"
-
-
-def read_added_notices(client, user: User) -> None:
-    """Mark read the notifications telling `user` they were added to a task. For tests
-    of mention notifications, where being added is only their setup."""
-    items = client.get("/api/notifications", query_string={"limit": 100}, headers=user.headers).get_json()["items"]
-    ids = [n["id"] for n in items if n["type"] == ADDED and not n["read"]]
-    response = client.post("/api/notifications/read", json={"ids": ids}, headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-
-
-def with_added_notices_read(add_member, client):
-    """`add_member`, after which the added user has read the notice that they were added."""
-
-    def add(owner: User, task: dict, user: User, role: str = "commenter") -> dict:
-        member = add_member(owner, task, user, role)
-        read_added_notices(client, user)
-        return member
-
-    return add
-
-
-def mentions_only(body: dict) -> dict:
-    """A GET /api/notifications answer without the (read) notices of being added."""
-    return {**body, "items": [n for n in body["items"] if n["type"] != ADDED]}
 
 
 @pytest.fixture
@@ -207,6 +162,50 @@ def socket(app, client):
     for sock, namespace in opened:
         if sock.is_connected(namespace):
             sock.disconnect(namespace)
+
+
+@pytest.fixture
+def chat(client) -> Chat:
+    """The task chat over REST (toolkit/chat.py): chat.sent(task, alice, "Hi"), …"""
+    return Chat(client)
+
+
+@pytest.fixture
+def connect(socket):
+    """Connect `user` on `namespace` (the `socket` fixture) and hold it as a Peer."""
+
+    def make(user: User | None, namespace: str = NS) -> Peer:
+        return Peer(socket(user, namespace=namespace), namespace)
+
+    return make
+
+
+@pytest.fixture
+def room_of(connect, task):
+    """Sockets in the task's room: `room_of(alice, (bob, "/"))` connects one socket for
+    each member given (a user on /tasks, or a (user, namespace) pair), joins each to the
+    room in turn, and then, unless `drain=False`, empties every inbox (so that none holds
+    the others' `user_joined`). Answers a Peer for each, in the order given."""
+
+    def enter(*members: User | tuple[User, str], drain: bool = True) -> list[Peer]:
+        peers = [connect(*member) if isinstance(member, tuple) else connect(member) for member in members]
+        for peer in peers:
+            peer.join(task["id"])
+        if drain:
+            for peer in peers:
+                peer.received()
+        return peers
+
+    return enter
+
+
+@pytest.fixture
+def room(room_of, alice, bob, carol, task, add_member) -> dict:
+    """Alice (the owner), Bob (an editor) and Carol (a commenter), each with one socket on
+    /tasks in the task's room, inboxes emptied; the sockets by first name."""
+    add_member(alice, task, carol, "commenter")
+    users = (alice, bob, carol)
+    return {user.first_name: peer.sock for user, peer in zip(users, room_of(*users))}
 
 
 class RecordingTestClient(SocketIOTestClient):
@@ -244,43 +243,3 @@ def refused(app, client):
         return sock.connect_error
 
     return attempt
-
-
-def events(sock, name: str, namespace: str = "/tasks") -> list:
-    """The payloads of every `name` event the socket received since last asked."""
-    return [e["args"][0] for e in sock.get_received(namespace) if e["name"] == name]
-
-
-def emit(sock, event: str, *args, ns: str = "/tasks"):
-    """Emit with an ack and return the ack."""
-    return sock.emit(event, *args, namespace=ns, callback=True)
-
-
-def send(sock, task_id, text, ns: str = "/tasks", **extra) -> dict:
-    """`send_message` with an ack; returns the ack."""
-    return emit(sock, "send_message", {"taskId": task_id, "message": text, **extra}, ns=ns)
-
-
-def drain(*socks, ns: str = "/tasks") -> None:
-    """Forget what the sockets received so far."""
-    for sock in socks:
-        sock.get_received(ns)
-
-
-def join(sock, task_id, ns: str = "/tasks") -> dict:
-    ack = emit(sock, "join_task", task_id, ns=ns)
-    assert ack["ok"] is True, ack
-    return ack
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """A REST error in the one shape: {"error": {"code", "message", "details"?}}."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) <= {"code", "message", "details"}
-    assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    return error

@@ -9,7 +9,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from app.extensions import db
 from app.models import User
 
-from conftest import assert_error
+from toolkit.rest import assert_error
 
 PASSWORD = "correct horse battery"
 

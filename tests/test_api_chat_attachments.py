@@ -2,7 +2,6 @@
 sending messages that carry uploads, and the file going with its deleted message."""
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,45 +10,13 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Attachment, utcnow
-from conftest import assert_error
-
-ATTACHMENT_KEYS = {"id", "name", "size", "mimeType", "url"}
+from toolkit.rest import assert_error
+from toolkit.wire import ATTACHMENT_KEYS
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-def upload(client, task: dict, user, content: bytes = b"hello file", name: str = "notes.txt",
-           content_type: str | None = None, field: str = "file"):
-    data = {field: (io.BytesIO(content), name, content_type) if content_type else (io.BytesIO(content), name)}
-    headers = user.headers if user else {}
-    return client.post(f"/api/tasks/{task['id']}/attachments", data=data, headers=headers,
-                       content_type="multipart/form-data")
-
-
-def uploaded(client, task: dict, user, content: bytes = b"hello file", name: str = "notes.txt") -> dict:
-    response = upload(client, task, user, content, name)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
 def download(client, url: str, user):
     return client.get(url, headers=user.headers if user else {})
-
-
-def post_message(client, task: dict, user, attachments, text: str = "see attached"):
-    return client.post(f"/api/tasks/{task['id']}/messages", json={"message": text, "attachments": attachments},
-                       headers=user.headers)
-
-
-def sent(client, task: dict, user, attachments, text: str = "see attached") -> dict:
-    response = post_message(client, task, user, attachments, text)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def messages(client, task: dict, user) -> list[dict]:
-    response = client.get(f"/api/tasks/{task['id']}/messages", query_string={"after": 0}, headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["items"]
 
 
 def stored_files(app) -> list[Path]:
@@ -59,8 +26,8 @@ def stored_files(app) -> list[Path]:
 
 
 # ---- upload ------------------------------------------------------------------------------------
-def test_upload_answers_201_with_the_description(client, app, task, bob):
-    response = upload(client, task, bob, b"line one\nline two\n", "notes.txt")
+def test_upload_answers_201_with_the_description(app, task, bob, chat):
+    response = chat.upload(task, bob, b"line one\nline two\n", "notes.txt")
 
     assert response.status_code == 201
     body = response.get_json()
@@ -78,58 +45,58 @@ def test_upload_answers_201_with_the_description(client, app, task, bob):
     "name, mime_type",
     [("photo.PNG", "image/png"), ("scan.pdf", "application/pdf"), ("data.csv", "text/csv"), ("a.jpeg", "image/jpeg")],
 )
-def test_the_type_comes_from_the_extension(client, task, alice, name, mime_type):
-    assert uploaded(client, task, alice, b"\x89PNG....", name)["mimeType"] == mime_type
+def test_the_type_comes_from_the_extension(task, alice, name, mime_type, chat):
+    assert chat.uploaded(task, alice, b"\x89PNG....", name)["mimeType"] == mime_type
 
 
-def test_the_clients_content_type_is_ignored(client, task, alice):
+def test_the_clients_content_type_is_ignored(task, alice, chat):
     # Claiming text/html for a .txt must not make it text/html, nor a disallowed type allowed.
-    response = upload(client, task, alice, b"<script>", "page.txt", content_type="text/html")
+    response = chat.upload(task, alice, b"<script>", "page.txt", content_type="text/html")
     assert response.get_json()["mimeType"] == "text/plain"
-    refused = upload(client, task, alice, b"MZ", "tool.exe", content_type="text/plain")
+    refused = chat.upload(task, alice, b"MZ", "tool.exe", content_type="text/plain")
     assert_error(refused, 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize("name", ["page.html", "tool.exe", "script.js", "image.svg", "no_extension"])
-def test_types_not_allowed_are_415_and_leave_no_file(client, app, task, alice, name):
-    assert_error(upload(client, task, alice, b"content", name), 415, "unsupported_media_type")
+def test_types_not_allowed_are_415_and_leave_no_file(app, task, alice, name, chat):
+    assert_error(chat.upload(task, alice, b"content", name), 415, "unsupported_media_type")
     assert stored_files(app) == []
 
 
 @pytest.mark.parametrize("settings", [{"ATTACHMENT_TYPES": "image/png"}])
-def test_allowed_types_come_from_settings(client, task, alice, settings):
-    assert uploaded(client, task, alice, b"png", "ok.png")["mimeType"] == "image/png"
-    assert_error(upload(client, task, alice, b"text", "no.txt"), 415, "unsupported_media_type")
+def test_allowed_types_come_from_settings(task, alice, settings, chat):
+    assert chat.uploaded(task, alice, b"png", "ok.png")["mimeType"] == "image/png"
+    assert_error(chat.upload(task, alice, b"text", "no.txt"), 415, "unsupported_media_type")
 
 
 @pytest.mark.parametrize("settings", [{"ATTACHMENT_MAX_BYTES": "10"}])
-def test_size_limit_comes_from_settings(client, app, task, alice, settings):
-    assert uploaded(client, task, alice, b"x" * 10)["size"] == 10
+def test_size_limit_comes_from_settings(app, task, alice, settings, chat):
+    assert chat.uploaded(task, alice, b"x" * 10)["size"] == 10
 
-    assert_error(upload(client, task, alice, b"x" * 11), 413, "payload_too_large")
-    assert_error(upload(client, task, alice, b"x" * 200_000), 413, "payload_too_large")
+    assert_error(chat.upload(task, alice, b"x" * 11), 413, "payload_too_large")
+    assert_error(chat.upload(task, alice, b"x" * 200_000), 413, "payload_too_large")
     assert len(stored_files(app)) == 1, "the refused uploads left nothing behind"
 
 
-def test_default_limit_allows_files_bigger_than_a_json_body(client, task, alice):
+def test_default_limit_allows_files_bigger_than_a_json_body(task, alice, chat):
     # The app's MAX_CONTENT_LENGTH (1 MiB) is for JSON bodies; uploads have their own limit (10 MiB).
-    assert uploaded(client, task, alice, b"x" * (3 * 1024 * 1024))["size"] == 3 * 1024 * 1024
+    assert chat.uploaded(task, alice, b"x" * (3 * 1024 * 1024))["size"] == 3 * 1024 * 1024
 
 
-def test_default_limit_is_10_mib(client, app, task, alice):
+def test_default_limit_is_10_mib(app, task, alice, chat):
     limit = 10 * 1024 * 1024
-    assert uploaded(client, task, alice, b"x" * limit)["size"] == limit
-    assert_error(upload(client, task, alice, b"x" * (limit + 1)), 413, "payload_too_large")
+    assert chat.uploaded(task, alice, b"x" * limit)["size"] == limit
+    assert_error(chat.upload(task, alice, b"x" * (limit + 1)), 413, "payload_too_large")
     assert len(stored_files(app)) == 1
 
 
-def test_an_empty_file_is_422(client, app, task, alice):
-    assert "file" in assert_error(upload(client, task, alice, b""), 422, "validation_error")["details"]
+def test_an_empty_file_is_422(app, task, alice, chat):
+    assert "file" in assert_error(chat.upload(task, alice, b""), 422, "validation_error")["details"]
     assert stored_files(app) == []
 
 
-def test_missing_file_field_is_422(client, task, alice):
-    response = upload(client, task, alice, field="document")
+def test_missing_file_field_is_422(task, alice, chat):
+    response = chat.upload(task, alice, field="document")
     assert "file" in assert_error(response, 422, "validation_error")["details"]
 
 
@@ -138,28 +105,28 @@ def test_json_instead_of_multipart_is_422(client, task, alice):
     assert_error(response, 422, "validation_error")
 
 
-def test_viewer_may_not_upload(client, app, task, alice, carol, add_member):
+def test_viewer_may_not_upload(app, task, alice, carol, add_member, chat):
     add_member(alice, task, carol, "viewer")
-    assert_error(upload(client, task, carol), 403, "forbidden")
+    assert_error(chat.upload(task, carol), 403, "forbidden")
     assert stored_files(app) == []
 
 
 @pytest.mark.parametrize("role", ["commenter", "editor", "owner"])
-def test_members_who_may_comment_may_upload(client, task, alice, carol, add_member, role):
+def test_members_who_may_comment_may_upload(task, alice, carol, add_member, role, chat):
     add_member(alice, task, carol, role)
-    assert uploaded(client, task, carol)["name"] == "notes.txt"
+    assert chat.uploaded(task, carol)["name"] == "notes.txt"
 
 
-def test_non_member_may_not_upload(client, app, task, carol):
-    not_mine = upload(client, task, carol)
-    missing = upload(client, {"id": task["id"] + 1000}, carol)
+def test_non_member_may_not_upload(app, task, carol, chat):
+    not_mine = chat.upload(task, carol)
+    missing = chat.upload({"id": task["id"] + 1000}, carol)
     assert_error(not_mine, 403, "forbidden")
     assert not_mine.get_json() == missing.get_json()
     assert stored_files(app) == []
 
 
-def test_upload_without_token_is_401(client, app, task):
-    assert upload(client, task, None).status_code == 401
+def test_upload_without_token_is_401(app, task, chat):
+    assert chat.upload(task, None).status_code == 401
     assert stored_files(app) == []
 
 
@@ -175,9 +142,8 @@ def test_upload_without_token_is_401(client, app, task):
     ],
 )
 def test_path_names_are_kept_as_a_plain_name_inside_the_storage(
-    client, app, task, alice, tmp_path, sent_name, shown_name,
-):
-    body = uploaded(client, task, alice, b"payload", sent_name)
+    client, app, task, alice, tmp_path, sent_name, shown_name, chat):
+    body = chat.uploaded(task, alice, b"payload", sent_name)
 
     assert body["name"] == shown_name
     root = Path(app.config["ATTACHMENTS_DIR"]).resolve()
@@ -190,10 +156,10 @@ def test_path_names_are_kept_as_a_plain_name_inside_the_storage(
 
 
 # ---- download ----------------------------------------------------------------------------------
-def test_members_download_the_exact_bytes(client, task, alice, bob, carol, add_member):
+def test_members_download_the_exact_bytes(client, task, alice, bob, carol, add_member, chat):
     add_member(alice, task, carol, "viewer")
     content = bytes(range(256)) * 40
-    body = uploaded(client, task, bob, content, "blob.zip")
+    body = chat.uploaded(task, bob, content, "blob.zip")
 
     for user in (alice, bob, carol):  # any member, a viewer too
         response = download(client, body["url"], user)
@@ -205,14 +171,14 @@ def test_members_download_the_exact_bytes(client, task, alice, bob, carol, add_m
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_non_ascii_name_survives_the_download(client, task, alice):
-    body = uploaded(client, task, alice, b"%PDF", "résumé.pdf")
+def test_a_non_ascii_name_survives_the_download(client, task, alice, chat):
+    body = chat.uploaded(task, alice, b"%PDF", "résumé.pdf")
     disposition = download(client, body["url"], alice).headers["Content-Disposition"]
     assert "filename*=UTF-8''r%C3%A9sum%C3%A9.pdf" in disposition
 
 
-def test_non_member_gets_404_like_for_a_missing_file(client, task, alice, carol):
-    body = uploaded(client, task, alice)
+def test_non_member_gets_404_like_for_a_missing_file(client, task, alice, carol, chat):
+    body = chat.uploaded(task, alice)
 
     not_mine = download(client, body["url"], carol)
     missing = download(client, f"/api/tasks/{task['id']}/attachments/{body['id'] + 100}", alice)
@@ -222,83 +188,84 @@ def test_non_member_gets_404_like_for_a_missing_file(client, task, alice, carol)
     assert not_mine.get_json() == missing.get_json()
 
 
-def test_a_removed_member_can_no_longer_download(client, task, alice, bob):
-    body = uploaded(client, task, alice)
+def test_a_removed_member_can_no_longer_download(client, task, alice, bob, chat):
+    body = chat.uploaded(task, alice)
     assert client.delete(f"/api/tasks/{task['id']}/members/{bob.id}", headers=alice.headers).status_code in (200, 204)
     assert_error(download(client, body["url"], bob), 404, "not_found")
 
 
-def test_a_file_is_only_found_under_its_own_task(client, task, make_task, alice):
+def test_a_file_is_only_found_under_its_own_task(client, task, make_task, alice, chat):
     other = make_task(alice, "Other")
-    body = uploaded(client, other, alice)
+    body = chat.uploaded(other, alice)
 
     response = download(client, f"/api/tasks/{task['id']}/attachments/{body['id']}", alice)
 
     assert_error(response, 404, "not_found")
 
 
-def test_download_without_token_is_401(client, task, alice):
-    body = uploaded(client, task, alice)
+def test_download_without_token_is_401(client, task, alice, chat):
+    body = chat.uploaded(task, alice)
     assert download(client, body["url"], None).status_code == 401
 
 
 # ---- sending with attachments ------------------------------------------------------------------
-def test_message_carries_the_full_attachment_objects(client, task, alice, bob):
-    first = uploaded(client, task, bob, b"one", "one.txt")
-    second = uploaded(client, task, bob, b"%PDF-1.4", "two.pdf")
+def test_message_carries_the_full_attachment_objects(client, task, alice, bob, chat):
+    first = chat.uploaded(task, bob, b"one", "one.txt")
+    second = chat.uploaded(task, bob, b"%PDF-1.4", "two.pdf")
 
-    message = sent(client, task, bob, [second["id"], str(first["id"])])
+    message = chat.sent(task, bob, "see attached", attachments=[second["id"], str(first["id"])])
 
     assert message["attachments"] == [second, first]
-    assert messages(client, task, alice)[0]["attachments"] == [second, first]
+    assert chat.history(task, alice, after=0)["items"][0]["attachments"] == [second, first]
     for item in message["attachments"]:
         assert download(client, item["url"], alice).status_code == 200
 
 
-def test_up_to_ten_attachments_per_message(client, task, alice):
-    ids = [uploaded(client, task, alice, f"{i}".encode(), f"f{i}.txt")["id"] for i in range(11)]
+def test_up_to_ten_attachments_per_message(task, alice, chat):
+    ids = [chat.uploaded(task, alice, f"{i}".encode(), f"f{i}.txt")["id"] for i in range(11)]
 
-    assert "attachments" in assert_error(post_message(client, task, alice, ids), 422, "validation_error")["details"]
-    assert messages(client, task, alice) == []
-    assert [a["id"] for a in sent(client, task, alice, ids[:10])["attachments"]] == ids[:10]
+    response = chat.send(task, alice, "see attached", attachments=ids)
+    assert "attachments" in assert_error(response, 422, "validation_error")["details"]
+    assert chat.history(task, alice, after=0)["items"] == []
+    assert [a["id"] for a in chat.sent(task, alice, "see attached", attachments=ids[:10])["attachments"]] == ids[:10]
 
 
-def test_the_same_id_twice_attaches_the_file_once(client, task, alice):
-    file = uploaded(client, task, alice)
-    assert sent(client, task, alice, [file["id"], file["id"]])["attachments"] == [file]
+def test_the_same_id_twice_attaches_the_file_once(task, alice, chat):
+    file = chat.uploaded(task, alice)
+    assert chat.sent(task, alice, "see attached", attachments=[file["id"], file["id"]])["attachments"] == [file]
 
 
 @pytest.mark.parametrize("case", ["another user's", "another task's", "already sent", "unknown"])
-def test_unusable_uploads_are_422_and_send_nothing(client, task, make_task, alice, bob, case):
+def test_unusable_uploads_are_422_and_send_nothing(task, make_task, alice, bob, case, chat):
     if case == "another user's":
-        file_id = uploaded(client, task, bob)["id"]
+        file_id = chat.uploaded(task, bob)["id"]
     elif case == "another task's":
-        file_id = uploaded(client, make_task(alice, "Other"), alice)["id"]
+        file_id = chat.uploaded(make_task(alice, "Other"), alice)["id"]
     elif case == "already sent":
-        file_id = uploaded(client, task, alice)["id"]
-        sent(client, task, alice, [file_id], "first use")
+        file_id = chat.uploaded(task, alice)["id"]
+        chat.sent(task, alice, "first use", attachments=[file_id])
     else:
         file_id = 987654
-    good = uploaded(client, task, alice, b"fine", "fine.txt")
-    before = messages(client, task, alice)
+    good = chat.uploaded(task, alice, b"fine", "fine.txt")
+    before = chat.history(task, alice, after=0)["items"]
 
-    response = post_message(client, task, alice, [good["id"], file_id])
+    response = chat.send(task, alice, "see attached", attachments=[good["id"], file_id])
 
     assert "attachments" in assert_error(response, 422, "validation_error")["details"]
-    assert messages(client, task, alice) == before
+    assert chat.history(task, alice, after=0)["items"] == before
     # The refused send took nothing: the good upload is still free to use.
-    assert sent(client, task, alice, [good["id"]])["attachments"] == [good]
+    assert chat.sent(task, alice, "see attached", attachments=[good["id"]])["attachments"] == [good]
 
 
 @pytest.mark.parametrize("attachments", ["file", [True], [0], [-1], [{"url": "https://example.com/x.png"}], [1.5]])
-def test_attachments_must_be_a_list_of_upload_ids(client, task, alice, attachments):
-    response = post_message(client, task, alice, attachments)
+def test_attachments_must_be_a_list_of_upload_ids(task, alice, attachments, chat):
+    response = chat.send(task, alice, "see attached", attachments=attachments)
     assert "attachments" in assert_error(response, 422, "validation_error")["details"]
 
 
-def test_editing_a_message_keeps_its_files(client, task, alice):
-    file = uploaded(client, task, alice, b"kept")
-    message = sent(client, task, alice, [file["id"]])
+def test_editing_a_message_keeps_its_files(client, task, alice, chat):
+    file = chat.uploaded(task, alice, b"kept")
+    message = chat.sent(task, alice, "see attached", attachments=[file["id"]])
 
     response = client.patch(f"/api/tasks/{task['id']}/messages/{message['id']}", json={"message": "reworded"},
                             headers=alice.headers)
@@ -308,10 +275,10 @@ def test_editing_a_message_keeps_its_files(client, task, alice):
 
 
 @pytest.mark.parametrize("deleter", ["author", "owner"])
-def test_deleting_the_message_removes_its_files(client, app, task, alice, bob, deleter):
-    files = [uploaded(client, task, bob, b"gone", "a.txt"), uploaded(client, task, bob, b"gone too", "b.txt")]
-    keep = uploaded(client, task, bob, b"unsent, stays", "c.txt")
-    message = sent(client, task, bob, [f["id"] for f in files])
+def test_deleting_the_message_removes_its_files(client, app, task, alice, bob, deleter, chat):
+    files = [chat.uploaded(task, bob, b"gone", "a.txt"), chat.uploaded(task, bob, b"gone too", "b.txt")]
+    keep = chat.uploaded(task, bob, b"unsent, stays", "c.txt")
+    message = chat.sent(task, bob, "see attached", attachments=[f["id"] for f in files])
 
     response = client.delete(f"/api/tasks/{task['id']}/messages/{message['id']}",
                              headers=(bob if deleter == "author" else alice).headers)
@@ -320,16 +287,16 @@ def test_deleting_the_message_removes_its_files(client, app, task, alice, bob, d
     assert response.get_json()["attachments"] == []
     for file in files:
         assert_error(download(client, file["url"], bob), 404, "not_found")
-    assert messages(client, task, alice)[0]["attachments"] == []
+    assert chat.history(task, alice, after=0)["items"][0]["attachments"] == []
     assert [p.read_bytes() for p in stored_files(app)] == [b"unsent, stays"]
     assert download(client, keep["url"], bob).data == b"unsent, stays"
 
 
-def test_deleting_the_task_removes_its_files(client, app, task, make_task, alice, bob):
+def test_deleting_the_task_removes_its_files(client, app, task, make_task, alice, bob, chat):
     other = make_task(alice, "Other task")
-    sent(client, task, bob, [uploaded(client, task, bob, b"sent", "a.txt")["id"]])
-    uploaded(client, task, bob, b"unsent", "b.txt")
-    survivor = uploaded(client, other, alice, b"another task's", "c.txt")
+    chat.sent(task, bob, "see attached", attachments=[chat.uploaded(task, bob, b"sent", "a.txt")["id"]])
+    chat.uploaded(task, bob, b"unsent", "b.txt")
+    survivor = chat.uploaded(other, alice, b"another task's", "c.txt")
 
     assert client.delete(f"/api/tasks/{task['id']}", headers=alice.headers).status_code == 204
 
@@ -337,9 +304,9 @@ def test_deleting_the_task_removes_its_files(client, app, task, make_task, alice
     assert download(client, survivor["url"], alice).data == b"another task's"
 
 
-def test_purge_uploads_deletes_only_old_unsent_files(client, app, task, alice, bob):
-    sent(client, task, bob, [uploaded(client, task, bob, b"sent long ago", "a.txt")["id"]])
-    stale = uploaded(client, task, bob, b"never sent", "b.txt")
+def test_purge_uploads_deletes_only_old_unsent_files(client, app, task, alice, bob, chat):
+    chat.sent(task, bob, "see attached", attachments=[chat.uploaded(task, bob, b"sent long ago", "a.txt")["id"]])
+    stale = chat.uploaded(task, bob, b"never sent", "b.txt")
     runner = app.test_cli_runner()
 
     kept = runner.invoke(args=["purge-uploads", "--older-than", "1h"])

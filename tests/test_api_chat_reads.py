@@ -7,43 +7,20 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import assert_error, events, join, mentions_only, with_added_notices_read
+from toolkit.chat import messages_url, ok
+from toolkit.rest import assert_error
+from toolkit.sockets import NS, events, join
 
-NS = "/tasks"
+
+# The users that add_member adds have read the notice of it: the notifications here are mentions.
+pytestmark = pytest.mark.added_notices_read
+
 NOTIFICATION_KEYS = {"id", "type", "taskId", "messageId", "from", "createdAt", "readAt", "read"}
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-def sent(client, task: dict, user, text: str = "Hello", **extra) -> dict:
-    response = client.post(f"/api/tasks/{task['id']}/messages", json={"message": text, **extra}, headers=user.headers)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def reactions_url(task: dict, message_id: int) -> str:
-    return f"/api/tasks/{task['id']}/messages/{message_id}/reactions"
-
-
-def react(client, task: dict, user, message_id: int, emoji: str):
-    return client.post(reactions_url(task, message_id), json={"emoji": emoji}, headers=user.headers)
-
-
-def unreact(client, task: dict, user, message_id: int, emoji: str):
-    return client.delete(f"{reactions_url(task, message_id)}/{quote(emoji, safe='')}", headers=user.headers)
-
-
-def ok(response) -> dict:
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
-def as_seen_by(client, task: dict, user, message_id: int) -> dict:
-    response = client.get(f"/api/tasks/{task['id']}/messages", query_string={"after": 0}, headers=user.headers)
-    return next(m for m in ok(response)["items"] if m["id"] == message_id)
-
-
-def mark_read(client, task: dict, user, message_id):
-    return client.post(f"/api/tasks/{task['id']}/read", json={"messageId": message_id}, headers=user.headers)
+def as_seen_by(chat, task: dict, user, message_id: int) -> dict:
+    return next(m for m in chat.history(task, user, after=0)["items"] if m["id"] == message_id)
 
 
 def unread_in_list(client, task: dict, user) -> int:
@@ -60,52 +37,36 @@ def assert_unread(client, task: dict, user, count: int) -> None:
     assert (unread_in_list(client, task, user), unread_of_task(client, task, user)) == (count, count)
 
 
-def notifications(client, user, **query) -> dict:
-    """The mentions: see `add_member` below."""
-    return mentions_only(ok(client.get("/api/notifications", query_string=query, headers=user.headers)))
-
-
-@pytest.fixture
-def add_member(add_member, client):
-    """conftest's, after which the added user has read the notice that they were added
-    (test_security_directory.py tests it): the notifications here are mentions."""
-    return with_added_notices_read(add_member, client)
-
-
 def read_notifications(client, user, **body):
     return client.post("/api/notifications/read", json=body, headers=user.headers)
 
 
 @pytest.fixture
-def room(socket, task, alice, bob):
-    """Alice's socket on /tasks and Bob's on /, both joined, inboxes emptied."""
-    socks = [(socket(alice), NS), (socket(bob, namespace="/"), "/")]
-    for sock, ns in socks:
-        join(sock, task["id"], ns)
-        sock.get_received(ns)
-    return socks
+def room(room_of, alice, bob):
+    """Alice's socket on /tasks and Bob's on /, both joined, inboxes emptied: (socket, namespace)."""
+    return [(peer.sock, peer.ns) for peer in room_of(alice, (bob, "/"))]
 
 
 # ---- reactions ---------------------------------------------------------------------------------
-def test_add_reaction_answers_the_message_with_me_true(client, task, alice, bob):
-    message = sent(client, task, alice, "ship it?")
+def test_add_reaction_answers_the_message_with_me_true(task, alice, bob, chat):
+    message = chat.sent(task, alice, "ship it?")
 
-    body = ok(react(client, task, bob, message["id"], "👍"))
+    body = ok(chat.react(task, bob, message["id"], "👍"))
 
     assert body["id"] == message["id"]
     assert body["reactions"] == [{"emoji": "👍", "count": 1, "userIds": [bob.id], "me": True}]
     assert body["version"] > message["version"]
 
 
-def test_me_is_relative_to_whoever_asks(client, task, alice, bob, carol, add_member):
+def test_me_is_relative_to_whoever_asks(task, alice, bob, carol, add_member, chat):
     add_member(alice, task, carol, "viewer")
-    message = sent(client, task, alice, "vote")
-    react(client, task, bob, message["id"], "👍")
-    react(client, task, alice, message["id"], "🎉")
-    react(client, task, alice, message["id"], "👍")
+    message = chat.sent(task, alice, "vote")
+    chat.react(task, bob, message["id"], "👍")
+    chat.react(task, alice, message["id"], "🎉")
+    chat.react(task, alice, message["id"], "👍")
 
     def summary(user):
-        reactions = as_seen_by(client, task, user, message["id"])["reactions"]
+        reactions = as_seen_by(chat, task, user, message["id"])["reactions"]
         return [(r["emoji"], r["count"], r["userIds"], r["me"]) for r in reactions]
 
     # Grouped by emoji, in the order each emoji was first used.
@@ -114,38 +75,38 @@ def test_me_is_relative_to_whoever_asks(client, task, alice, bob, carol, add_mem
     assert summary(carol) == [("👍", 2, [bob.id, alice.id], False), ("🎉", 1, [alice.id], False)]
 
 
-def test_adding_twice_is_one_reaction_and_one_broadcast(client, task, room, alice, bob):
-    message = sent(client, task, alice, "hi")
+def test_adding_twice_is_one_reaction_and_one_broadcast(task, room, alice, bob, chat):
+    message = chat.sent(task, alice, "hi")
     for sock, ns in room:
         sock.get_received(ns)
 
-    first = ok(react(client, task, bob, message["id"], "👍"))
-    again = ok(react(client, task, bob, message["id"], "👍"))
+    first = ok(chat.react(task, bob, message["id"], "👍"))
+    again = ok(chat.react(task, bob, message["id"], "👍"))
 
     assert again == first
     for sock, ns in room:
         assert len(events(sock, "reaction_updated", ns)) == 1
 
 
-def test_remove_reaction(client, task, alice, bob):
-    message = sent(client, task, alice, "hi")
-    react(client, task, bob, message["id"], "👍")
-    react(client, task, alice, message["id"], "👍")
+def test_remove_reaction(task, alice, bob, chat):
+    message = chat.sent(task, alice, "hi")
+    chat.react(task, bob, message["id"], "👍")
+    chat.react(task, alice, message["id"], "👍")
 
-    body = ok(unreact(client, task, bob, message["id"], "👍"))
+    body = ok(chat.unreact(task, bob, message["id"], "👍"))
 
     assert body["reactions"] == [{"emoji": "👍", "count": 1, "userIds": [alice.id], "me": False}]
-    ok(unreact(client, task, alice, message["id"], "👍"))
-    assert as_seen_by(client, task, bob, message["id"])["reactions"] == []
+    ok(chat.unreact(task, alice, message["id"], "👍"))
+    assert as_seen_by(chat, task, bob, message["id"])["reactions"] == []
 
 
-def test_removing_a_reaction_that_is_not_there_changes_nothing(client, task, room, alice, bob):
-    message = sent(client, task, alice, "hi")
-    react(client, task, alice, message["id"], "👍")
+def test_removing_a_reaction_that_is_not_there_changes_nothing(task, room, alice, bob, chat):
+    message = chat.sent(task, alice, "hi")
+    chat.react(task, alice, message["id"], "👍")
     for sock, ns in room:
         sock.get_received(ns)
 
-    body = ok(unreact(client, task, bob, message["id"], "👍"))
+    body = ok(chat.unreact(task, bob, message["id"], "👍"))
 
     assert body["reactions"] == [{"emoji": "👍", "count": 1, "userIds": [alice.id], "me": False}]
     for sock, ns in room:
@@ -153,11 +114,11 @@ def test_removing_a_reaction_that_is_not_there_changes_nothing(client, task, roo
 
 
 @pytest.mark.parametrize("emoji", ["👍🏽", "👨‍👩‍👧", ":+1:", "a b", "100%", "ü", "x" * 32])
-def test_any_emoji_round_trips_through_the_url(client, task, alice, bob, emoji):
-    message = sent(client, task, alice, "hi")
+def test_any_emoji_round_trips_through_the_url(task, alice, bob, emoji, chat):
+    message = chat.sent(task, alice, "hi")
 
-    assert [r["emoji"] for r in ok(react(client, task, bob, message["id"], emoji))["reactions"]] == [emoji]
-    assert ok(unreact(client, task, bob, message["id"], emoji))["reactions"] == []
+    assert [r["emoji"] for r in ok(chat.react(task, bob, message["id"], emoji))["reactions"]] == [emoji]
+    assert ok(chat.unreact(task, bob, message["id"], emoji))["reactions"] == []
 
 
 # Emojis the body rules accept that a URL treats specially: `/` (even first, last or
@@ -169,94 +130,95 @@ RAW_SLASH_EMOJIS = ["/", "a/b", "/x", "x/", "a//b", "//", "👍/👎", "%/%", "a
 
 
 @pytest.mark.parametrize("emoji", AWKWARD_EMOJIS)
-def test_every_emoji_that_can_be_added_can_be_removed_percent_encoded(client, task, alice, bob, emoji):
-    message = sent(client, task, alice, "hi")
-    assert [r["emoji"] for r in ok(react(client, task, bob, message["id"], emoji))["reactions"]] == [emoji]
+def test_every_emoji_that_can_be_added_can_be_removed_percent_encoded(task, alice, bob, emoji, chat):
+    message = chat.sent(task, alice, "hi")
+    assert [r["emoji"] for r in ok(chat.react(task, bob, message["id"], emoji))["reactions"]] == [emoji]
 
-    assert ok(unreact(client, task, bob, message["id"], emoji))["reactions"] == []
-    assert as_seen_by(client, task, alice, message["id"])["reactions"] == []
+    assert ok(chat.unreact(task, bob, message["id"], emoji))["reactions"] == []
+    assert as_seen_by(chat, task, alice, message["id"])["reactions"] == []
 
 
 @pytest.mark.parametrize("emoji", RAW_SLASH_EMOJIS)
-def test_an_emoji_with_a_slash_can_be_removed_with_the_slash_as_it_is(client, task, alice, bob, emoji):
-    message = sent(client, task, alice, "hi")
-    react(client, task, bob, message["id"], "👍")
-    assert [r["emoji"] for r in ok(react(client, task, bob, message["id"], emoji))["reactions"]] == ["👍", emoji]
+def test_an_emoji_with_a_slash_can_be_removed_with_the_slash_as_it_is(client, task, alice, bob, emoji, chat):
+    message = chat.sent(task, alice, "hi")
+    chat.react(task, bob, message["id"], "👍")
+    assert [r["emoji"] for r in ok(chat.react(task, bob, message["id"], emoji))["reactions"]] == ["👍", emoji]
 
-    response = client.delete(f"{reactions_url(task, message['id'])}/{quote(emoji, safe='/')}", headers=bob.headers)
+    url = f"{messages_url(task, message['id'])}/reactions/{quote(emoji, safe='/')}"
+    response = client.delete(url, headers=bob.headers)
 
     # Only that reaction went: not "👍", nor one named by a part of the path.
     assert [r["emoji"] for r in ok(response)["reactions"]] == ["👍"]
 
 
 @pytest.mark.parametrize("emoji", [".", ".."])
-def test_an_emoji_no_url_can_name_is_refused_when_added(client, task, alice, bob, emoji):
+def test_an_emoji_no_url_can_name_is_refused_when_added(task, alice, bob, emoji, chat):
     """A path segment "." or ".." is resolved away by clients before it is sent, so such a
     reaction could never be removed over REST: it is not accepted."""
-    message = sent(client, task, alice, "hi")
+    message = chat.sent(task, alice, "hi")
 
-    error = assert_error(react(client, task, bob, message["id"], emoji), 422, "validation_error")
+    error = assert_error(chat.react(task, bob, message["id"], emoji), 422, "validation_error")
 
     assert "emoji" in error["details"]
-    assert as_seen_by(client, task, alice, message["id"])["reactions"] == []
+    assert as_seen_by(chat, task, alice, message["id"])["reactions"] == []
     # Dots among other characters are fine.
-    assert ok(react(client, task, bob, message["id"], emoji + "x"))["reactions"][0]["emoji"] == emoji + "x"
+    assert ok(chat.react(task, bob, message["id"], emoji + "x"))["reactions"][0]["emoji"] == emoji + "x"
 
 
 @pytest.mark.parametrize("body", [{}, {"emoji": ""}, {"emoji": "   "}, {"emoji": "x" * 33}, {"emoji": "a\nb"},
                                   {"emoji": 1}, {"emoji": None}])
-def test_bad_emoji_is_422(client, task, alice, body):
-    message = sent(client, task, alice, "hi")
-    response = client.post(reactions_url(task, message["id"]), json=body, headers=alice.headers)
+def test_bad_emoji_is_422(client, task, alice, body, chat):
+    message = chat.sent(task, alice, "hi")
+    response = client.post(messages_url(task, message["id"]) + "/reactions", json=body, headers=alice.headers)
     assert "emoji" in assert_error(response, 422, "validation_error")["details"]
-    assert as_seen_by(client, task, alice, message["id"])["reactions"] == []
+    assert as_seen_by(chat, task, alice, message["id"])["reactions"] == []
 
 
-def test_viewer_may_not_react(client, task, alice, carol, add_member):
+def test_viewer_may_not_react(task, alice, carol, add_member, chat):
     add_member(alice, task, carol, "viewer")
-    message = sent(client, task, alice, "hi")
-    react(client, task, alice, message["id"], "👍")
+    message = chat.sent(task, alice, "hi")
+    chat.react(task, alice, message["id"], "👍")
 
-    assert_error(react(client, task, carol, message["id"], "👍"), 403, "forbidden")
-    assert_error(unreact(client, task, carol, message["id"], "👍"), 403, "forbidden")
-    assert as_seen_by(client, task, alice, message["id"])["reactions"][0]["userIds"] == [alice.id]
+    assert_error(chat.react(task, carol, message["id"], "👍"), 403, "forbidden")
+    assert_error(chat.unreact(task, carol, message["id"], "👍"), 403, "forbidden")
+    assert as_seen_by(chat, task, alice, message["id"])["reactions"][0]["userIds"] == [alice.id]
 
 
-def test_demoted_member_can_no_longer_react(client, task, alice, bob):
-    message = sent(client, task, alice, "hi")
+def test_demoted_member_can_no_longer_react(client, task, alice, bob, chat):
+    message = chat.sent(task, alice, "hi")
     client.patch(f"/api/tasks/{task['id']}/members/{bob.id}", json={"role": "viewer"}, headers=alice.headers)
-    assert_error(react(client, task, bob, message["id"], "👍"), 403, "forbidden")
+    assert_error(chat.react(task, bob, message["id"], "👍"), 403, "forbidden")
 
 
-def test_reacting_to_a_deleted_message_is_409(client, task, alice, bob):
-    message = sent(client, task, alice, "hi")
-    react(client, task, bob, message["id"], "👍")
+def test_reacting_to_a_deleted_message_is_409(client, task, alice, bob, chat):
+    message = chat.sent(task, alice, "hi")
+    chat.react(task, bob, message["id"], "👍")
     client.delete(f"/api/tasks/{task['id']}/messages/{message['id']}", headers=alice.headers)
 
-    assert_error(react(client, task, bob, message["id"], "🎉"), 409, "message_deleted")
-    assert_error(unreact(client, task, bob, message["id"], "👍"), 409, "message_deleted")
+    assert_error(chat.react(task, bob, message["id"], "🎉"), 409, "message_deleted")
+    assert_error(chat.unreact(task, bob, message["id"], "👍"), 409, "message_deleted")
 
 
-def test_reactions_of_non_members_and_other_tasks_messages(client, task, make_task, alice, carol):
-    message = sent(client, task, alice, "hi")
+def test_reactions_of_non_members_and_other_tasks_messages(task, make_task, alice, carol, chat):
+    message = chat.sent(task, alice, "hi")
     other = make_task(alice, "Other")
-    elsewhere = sent(client, other, alice, "elsewhere")
+    elsewhere = chat.sent(other, alice, "elsewhere")
 
-    assert_error(react(client, task, carol, message["id"], "👍"), 403, "forbidden")
-    assert_error(react(client, task, alice, elsewhere["id"], "👍"), 404, "not_found")
-    assert_error(react(client, task, alice, 987654, "👍"), 404, "not_found")
-    assert_error(unreact(client, task, alice, elsewhere["id"], "👍"), 404, "not_found")
+    assert_error(chat.react(task, carol, message["id"], "👍"), 403, "forbidden")
+    assert_error(chat.react(task, alice, elsewhere["id"], "👍"), 404, "not_found")
+    assert_error(chat.react(task, alice, 987654, "👍"), 404, "not_found")
+    assert_error(chat.unreact(task, alice, elsewhere["id"], "👍"), 404, "not_found")
 
 
-def test_reaction_updated_reaches_the_room_without_me(client, task, room, socket, alice, bob):
+def test_reaction_updated_reaches_the_room_without_me(task, room, socket, alice, bob, chat):
     outside = socket(alice)  # connected, not joined
-    message = sent(client, task, alice, "hi")
-    react(client, task, alice, message["id"], "🎉")
+    message = chat.sent(task, alice, "hi")
+    chat.react(task, alice, message["id"], "🎉")
     for sock, ns in room:
         sock.get_received(ns)
 
-    added = ok(react(client, task, bob, message["id"], "👍"))
-    removed = ok(unreact(client, task, bob, message["id"], "👍"))
+    added = ok(chat.react(task, bob, message["id"], "👍"))
+    removed = ok(chat.unreact(task, bob, message["id"], "👍"))
 
     after_adding = [{"emoji": "🎉", "count": 1, "userIds": [alice.id]}, {"emoji": "👍", "count": 1, "userIds": [bob.id]}]
     after_removing = [{"emoji": "🎉", "count": 1, "userIds": [alice.id]}]
@@ -275,31 +237,31 @@ def test_reaction_updated_reaches_the_room_without_me(client, task, room, socket
 
 
 # ---- read state --------------------------------------------------------------------------------
-def test_mark_read_answers_the_read_state(client, task, alice, bob):
-    ids = [sent(client, task, bob, f"m{i}")["id"] for i in range(3)]
+def test_mark_read_answers_the_read_state(client, task, alice, bob, chat):
+    ids = [chat.sent(task, bob, f"m{i}")["id"] for i in range(3)]
 
-    body = ok(mark_read(client, task, alice, ids[0]))
+    body = ok(chat.mark_read(task, alice, ids[0]))
 
     assert body == {"taskId": task["id"], "lastReadId": ids[0], "unreadCount": 2}
     assert_unread(client, task, alice, 2)
 
 
-def test_mark_read_only_moves_forward(client, task, alice, bob):
-    ids = [sent(client, task, bob, f"m{i}")["id"] for i in range(3)]
-    ok(mark_read(client, task, alice, ids[2]))
+def test_mark_read_only_moves_forward(client, task, alice, bob, chat):
+    ids = [chat.sent(task, bob, f"m{i}")["id"] for i in range(3)]
+    ok(chat.mark_read(task, alice, ids[2]))
 
-    body = ok(mark_read(client, task, alice, ids[0]))
+    body = ok(chat.mark_read(task, alice, ids[0]))
 
     assert body == {"taskId": task["id"], "lastReadId": ids[2], "unreadCount": 0}
     assert_unread(client, task, alice, 0)
 
 
-def test_unread_counts_only_others_non_deleted_messages(client, task, alice, bob, carol, add_member):
+def test_unread_counts_only_others_non_deleted_messages(client, task, alice, bob, carol, add_member, chat):
     add_member(alice, task, carol, "commenter")
-    sent(client, task, alice, "a1")
-    doomed = sent(client, task, bob, "b1")
-    sent(client, task, bob, "b2")
-    sent(client, task, carol, "c1")
+    chat.sent(task, alice, "a1")
+    doomed = chat.sent(task, bob, "b1")
+    chat.sent(task, bob, "b2")
+    chat.sent(task, carol, "c1")
     client.delete(f"/api/tasks/{task['id']}/messages/{doomed['id']}", headers=bob.headers)
 
     assert_unread(client, task, alice, 2)  # b2, c1
@@ -307,75 +269,75 @@ def test_unread_counts_only_others_non_deleted_messages(client, task, alice, bob
     assert_unread(client, task, carol, 2)  # a1, b2
 
 
-def test_reading_up_to_the_newest_message_clears_the_count(client, task, alice, bob):
+def test_reading_up_to_the_newest_message_clears_the_count(client, task, alice, bob, chat):
     for i in range(4):
-        sent(client, task, bob, f"m{i}")
-    newest = sent(client, task, alice, "mine")
+        chat.sent(task, bob, f"m{i}")
+    newest = chat.sent(task, alice, "mine")
 
-    assert ok(mark_read(client, task, alice, newest["id"]))["unreadCount"] == 0
+    assert ok(chat.mark_read(task, alice, newest["id"]))["unreadCount"] == 0
     assert_unread(client, task, alice, 0)
-    sent(client, task, bob, "one more")
+    chat.sent(task, bob, "one more")
     assert_unread(client, task, alice, 1)
 
 
-def test_the_count_is_per_task(client, task, make_task, alice, bob, add_member):
+def test_the_count_is_per_task(client, task, make_task, alice, bob, add_member, chat):
     other = make_task(alice, "Other")
     add_member(alice, other, bob, "editor")
-    sent(client, task, bob, "here")
+    chat.sent(task, bob, "here")
     for i in range(3):
-        sent(client, other, bob, f"there {i}")
+        chat.sent(other, bob, f"there {i}")
 
     assert_unread(client, task, alice, 1)
     assert_unread(client, other, alice, 3)
 
 
-def test_a_new_member_starts_with_everything_read(client, task, alice, bob, carol, add_member):
+def test_a_new_member_starts_with_everything_read(client, task, alice, bob, carol, add_member, chat):
     for i in range(5):
-        sent(client, task, alice if i % 2 else bob, f"m{i}")
+        chat.sent(task, alice if i % 2 else bob, f"m{i}")
 
     add_member(alice, task, carol, "commenter")
 
     assert_unread(client, task, carol, 0)
-    sent(client, task, bob, "welcome")
+    chat.sent(task, bob, "welcome")
     assert_unread(client, task, carol, 1)
 
 
-def test_marking_a_deleted_message_read_is_allowed(client, task, alice, bob):
-    first = sent(client, task, bob, "one")
-    sent(client, task, bob, "two")
+def test_marking_a_deleted_message_read_is_allowed(client, task, alice, bob, chat):
+    first = chat.sent(task, bob, "one")
+    chat.sent(task, bob, "two")
     client.delete(f"/api/tasks/{task['id']}/messages/{first['id']}", headers=bob.headers)
-    assert ok(mark_read(client, task, alice, first["id"]))["unreadCount"] == 1
+    assert ok(chat.mark_read(task, alice, first["id"]))["unreadCount"] == 1
 
 
 @pytest.mark.parametrize("case", ["another task's", "unknown"])
-def test_mark_read_with_a_message_not_in_the_task_is_422(client, task, make_task, alice, bob, case):
-    sent(client, task, bob, "here")
-    message_id = sent(client, make_task(alice, "Other"), alice, "there")["id"] if case == "another task's" else 987654
+def test_mark_read_with_a_message_not_in_the_task_is_422(client, task, make_task, alice, bob, case, chat):
+    chat.sent(task, bob, "here")
+    message_id = chat.sent(make_task(alice, "Other"), alice, "there")["id"] if case == "another task's" else 987654
 
-    response = mark_read(client, task, alice, message_id)
+    response = chat.mark_read(task, alice, message_id)
 
     assert "messageId" in assert_error(response, 422, "validation_error")["details"]
     assert_unread(client, task, alice, 1)
 
 
 @pytest.mark.parametrize("message_id", [None, "x", 0, -3, True])
-def test_mark_read_with_a_bad_message_id_is_422(client, task, alice, message_id):
-    assert "messageId" in assert_error(mark_read(client, task, alice, message_id), 422, "validation_error")["details"]
+def test_mark_read_with_a_bad_message_id_is_422(task, alice, message_id, chat):
+    assert "messageId" in assert_error(chat.mark_read(task, alice, message_id), 422, "validation_error")["details"]
 
 
-def test_mark_read_by_a_non_member_is_403(client, task, bob, carol):
-    message = sent(client, task, bob, "hi")
-    assert_error(mark_read(client, task, carol, message["id"]), 403, "forbidden")
+def test_mark_read_by_a_non_member_is_403(task, bob, carol, chat):
+    message = chat.sent(task, bob, "hi")
+    assert_error(chat.mark_read(task, carol, message["id"]), 403, "forbidden")
 
 
-def test_a_viewer_may_mark_read(client, task, alice, carol, add_member):
+def test_a_viewer_may_mark_read(task, alice, carol, add_member, chat):
     add_member(alice, task, carol, "viewer")
-    message = sent(client, task, alice, "hi")
-    assert ok(mark_read(client, task, carol, message["id"]))["unreadCount"] == 0
+    message = chat.sent(task, alice, "hi")
+    assert ok(chat.mark_read(task, carol, message["id"]))["unreadCount"] == 0
 
 
-def test_read_updated_reaches_every_socket_of_the_user_only(client, socket, task, alice, bob):
-    ids = [sent(client, task, bob, f"m{i}")["id"] for i in range(3)]
+def test_read_updated_reaches_every_socket_of_the_user_only(socket, task, alice, bob, chat):
+    ids = [chat.sent(task, bob, f"m{i}")["id"] for i in range(3)]
     joined = socket(alice)
     join(joined, task["id"])
     idle = socket(alice)  # never joined: the personal room is enough
@@ -385,7 +347,7 @@ def test_read_updated_reaches_every_socket_of_the_user_only(client, socket, task
     for sock, ns in ((joined, NS), (idle, NS), (legacy, "/"), (bobs, NS)):
         sock.get_received(ns)
 
-    ok(mark_read(client, task, alice, ids[1]))
+    ok(chat.mark_read(task, alice, ids[1]))
 
     expected = [{"taskId": task["id"], "lastReadId": ids[1], "unreadCount": 1}]
     assert events(joined, "read_updated") == expected
@@ -394,26 +356,26 @@ def test_read_updated_reaches_every_socket_of_the_user_only(client, socket, task
     assert bobs.get_received(NS) == []
 
 
-def test_a_mark_that_does_not_move_is_not_announced(client, socket, task, alice, bob):
-    ids = [sent(client, task, bob, f"m{i}")["id"] for i in range(2)]
-    ok(mark_read(client, task, alice, ids[1]))
+def test_a_mark_that_does_not_move_is_not_announced(socket, task, alice, bob, chat):
+    ids = [chat.sent(task, bob, f"m{i}")["id"] for i in range(2)]
+    ok(chat.mark_read(task, alice, ids[1]))
     sock = socket(alice)
 
-    ok(mark_read(client, task, alice, ids[0]))
-    ok(mark_read(client, task, alice, ids[1]))
+    ok(chat.mark_read(task, alice, ids[0]))
+    ok(chat.mark_read(task, alice, ids[1]))
 
     assert events(sock, "read_updated") == []
 
 
 # ---- notifications -----------------------------------------------------------------------------
-def mention(client, task: dict, sender, *users, text: str = "@you") -> dict:
-    return sent(client, task, sender, text, mentions=[u.id for u in users])
+def mention(chat, task: dict, sender, *users, text: str = "@you") -> dict:
+    return chat.sent(task, sender, text, mentions=[u.id for u in users])
 
 
-def test_a_mention_is_listed_as_an_unread_notification(client, task, alice, bob):
-    message = mention(client, task, alice, bob)
+def test_a_mention_is_listed_as_an_unread_notification(task, alice, bob, chat):
+    message = mention(chat, task, alice, bob)
 
-    body = notifications(client, bob)
+    body = chat.mentions(bob)
 
     assert (body["unreadCount"], body["hasMore"]) == (1, False)
     [item] = body["items"]
@@ -425,90 +387,90 @@ def test_a_mention_is_listed_as_an_unread_notification(client, task, alice, bob)
     assert item["createdAt"].endswith("Z")
 
 
-def test_unread_come_first_then_newest_first(client, task, alice, bob):
-    first, second, third = (mention(client, task, alice, bob, text=f"n{i}") for i in range(3))
-    by_message = {n["messageId"]: n["id"] for n in notifications(client, bob)["items"]}
+def test_unread_come_first_then_newest_first(client, task, alice, bob, chat):
+    first, second, third = (mention(chat, task, alice, bob, text=f"n{i}") for i in range(3))
+    by_message = {n["messageId"]: n["id"] for n in chat.mentions(bob)["items"]}
     ok(read_notifications(client, bob, ids=[by_message[second["id"]]]))
 
-    items = notifications(client, bob)["items"]
+    items = chat.mentions(bob)["items"]
 
     assert [n["messageId"] for n in items] == [third["id"], first["id"], second["id"]]
     assert [n["read"] for n in items] == [False, False, True]
     assert items[2]["readAt"] is not None
 
 
-def test_read_with_ids_marks_only_those(client, task, alice, bob):
+def test_read_with_ids_marks_only_those(client, task, alice, bob, chat):
     for i in range(3):
-        mention(client, task, alice, bob, text=f"n{i}")
-    newest, middle, oldest = notifications(client, bob)["items"]
+        mention(chat, task, alice, bob, text=f"n{i}")
+    newest, middle, oldest = chat.mentions(bob)["items"]
 
     body = ok(read_notifications(client, bob, ids=[oldest["id"], newest["id"]]))
 
     assert body == {"updated": 2, "unreadCount": 1}
-    assert notifications(client, bob)["unreadCount"] == 1
-    assert notifications(client, bob)["items"][0]["id"] == middle["id"]
+    assert chat.mentions(bob)["unreadCount"] == 1
+    assert chat.mentions(bob)["items"][0]["id"] == middle["id"]
 
 
-def test_reading_again_updates_nothing(client, task, alice, bob):
-    mention(client, task, alice, bob)
-    [item] = notifications(client, bob)["items"]
+def test_reading_again_updates_nothing(client, task, alice, bob, chat):
+    mention(chat, task, alice, bob)
+    [item] = chat.mentions(bob)["items"]
     ok(read_notifications(client, bob, ids=[item["id"]]))
 
     assert ok(read_notifications(client, bob, ids=[item["id"]])) == {"updated": 0, "unreadCount": 0}
     assert ok(read_notifications(client, bob, all=True)) == {"updated": 0, "unreadCount": 0}
 
 
-def test_all_true_marks_all(client, task, alice, bob, carol, add_member):
+def test_all_true_marks_all(client, task, alice, bob, carol, add_member, chat):
     add_member(alice, task, carol, "commenter")
     for i in range(3):
-        mention(client, task, alice, bob, carol, text=f"n{i}")
+        mention(chat, task, alice, bob, carol, text=f"n{i}")
 
     assert ok(read_notifications(client, bob, all=True)) == {"updated": 3, "unreadCount": 0}
-    assert all(n["read"] for n in notifications(client, bob)["items"])
-    assert notifications(client, carol)["unreadCount"] == 3, "Carol's stay unread"
+    assert all(n["read"] for n in chat.mentions(bob)["items"])
+    assert chat.mentions(carol)["unreadCount"] == 3, "Carol's stay unread"
 
 
 @pytest.mark.parametrize("body", [{}, {"ids": None}, {"all": False}, {"all": "true"}, {"all": 1},
                                   {"ids": [], "all": True}, {"unknown": 1}])
-def test_a_read_that_says_neither_ids_nor_all_true_is_refused_and_marks_nothing(client, task, alice, bob, body):
+def test_a_read_that_says_neither_ids_nor_all_true_is_refused_and_marks_nothing(client, task, alice, bob, body, chat):
     """An empty body once marked every notification read."""
     for i in range(2):
-        mention(client, task, alice, bob, text=f"n{i}")
+        mention(chat, task, alice, bob, text=f"n{i}")
 
     error = assert_error(read_notifications(client, bob, **body), 422, "validation_error")
 
     assert error["details"]
-    assert notifications(client, bob)["unreadCount"] == 2
+    assert chat.mentions(bob)["unreadCount"] == 2
 
 
-def test_other_users_ids_are_ignored(client, task, alice, bob, carol, add_member):
+def test_other_users_ids_are_ignored(client, task, alice, bob, carol, add_member, chat):
     add_member(alice, task, carol, "commenter")
-    mention(client, task, alice, bob)
-    mention(client, task, alice, carol)
-    [bobs] = notifications(client, bob)["items"]
-    [carols] = notifications(client, carol)["items"]
+    mention(chat, task, alice, bob)
+    mention(chat, task, alice, carol)
+    [bobs] = chat.mentions(bob)["items"]
+    [carols] = chat.mentions(carol)["items"]
 
     body = ok(read_notifications(client, bob, ids=[carols["id"], bobs["id"], 987654]))
 
     assert body == {"updated": 1, "unreadCount": 0}
-    assert notifications(client, carol)["items"][0]["read"] is False
+    assert chat.mentions(carol)["items"][0]["read"] is False
 
 
-def test_an_empty_id_list_marks_nothing(client, task, alice, bob):
-    mention(client, task, alice, bob)
+def test_an_empty_id_list_marks_nothing(client, task, alice, bob, chat):
+    mention(chat, task, alice, bob)
     assert ok(read_notifications(client, bob, ids=[])) == {"updated": 0, "unreadCount": 1}
 
 
-def test_notifications_page_with_limit(client, task, alice, bob):
+def test_notifications_page_with_limit(task, alice, bob, chat):
     for i in range(4):
-        mention(client, task, alice, bob, text=f"n{i}")
+        mention(chat, task, alice, bob, text=f"n{i}")
 
-    body = notifications(client, bob, limit=3)
+    body = chat.mentions(bob, limit=3)
 
     assert len(body["items"]) == 3
     assert (body["hasMore"], body["unreadCount"]) == (True, 4)
-    assert notifications(client, bob, limit=4)["hasMore"] is True, "the read notice of being added is fifth"
-    assert notifications(client, bob, limit=5)["hasMore"] is False
+    assert chat.mentions(bob, limit=4)["hasMore"] is True, "the read notice of being added is fifth"
+    assert chat.mentions(bob, limit=5)["hasMore"] is False
 
 
 @pytest.mark.parametrize("limit", [0, 101, "all"])
@@ -518,10 +480,10 @@ def test_notifications_limit_out_of_range_is_422(client, bob, limit):
 
 
 @pytest.mark.parametrize("ids", ["all", [0], ["x"], [True], [1.5]])
-def test_read_with_bad_ids_is_422(client, task, alice, bob, ids):
-    mention(client, task, alice, bob)
+def test_read_with_bad_ids_is_422(client, task, alice, bob, ids, chat):
+    mention(chat, task, alice, bob)
     assert "ids" in assert_error(read_notifications(client, bob, ids=ids), 422, "validation_error")["details"]
-    assert notifications(client, bob)["unreadCount"] == 1
+    assert chat.mentions(bob)["unreadCount"] == 1
 
 
 def test_notifications_need_a_token(client):

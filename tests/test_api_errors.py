@@ -8,9 +8,8 @@ import pytest
 
 from app import create_app
 
-from conftest import assert_error
-
-MAX_ID = 2**31 - 1
+from toolkit.rest import assert_error
+from toolkit.wire import MAX_ID
 
 
 # ---- the error shape -------------------------------------------------------------

@@ -3,34 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_error, events
+from toolkit.rest import assert_error, members_url
+from toolkit.sockets import events
+from toolkit.wire import PERMISSIONS
 
 MEMBER_KEYS = {"taskId", "userId", "role", "permissions", "createdAt", "user"}
-PERMISSIONS = {
-    "owner": {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True},
-    "editor": {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False},
-    "commenter": {"canRead": True, "canComment": True, "canEdit": False, "canManageMembers": False},
-    "viewer": {"canRead": True, "canComment": False, "canEdit": False, "canManageMembers": False},
-}
-
-
-def members_url(task: dict, user=None) -> str:
-    url = f"/api/tasks/{task['id']}/members"
-    return f"{url}/{user.id}" if user is not None else url
 
 
 def roles(client, task: dict, as_user) -> dict[int, str]:
     response = client.get(members_url(task), headers=as_user.headers)
     assert response.status_code == 200, response.get_json()
     return {m["userId"]: m["role"] for m in response.get_json()["items"]}
-
-
-def joined_socket(socket, user, task_id: int):
-    sock = socket(user)
-    ack = sock.emit("join_task", task_id, namespace="/tasks", callback=True)
-    assert ack["ok"], ack
-    sock.get_received("/tasks")
-    return sock
 
 
 # ---- list -----------------------------------------------------------------------
@@ -155,8 +138,8 @@ def test_the_api_document_asks_for_exactly_one_of_email_and_user_id(client):
     assert (email["type"], email["format"], email["maxLength"]) == ("string", "email", 254)
 
 
-def test_add_broadcasts_member_changed_added(client, socket, task, alice, bob, carol):
-    sock = joined_socket(socket, bob, task["id"])
+def test_add_broadcasts_member_changed_added(client, task, alice, bob, carol, room_of):
+    sock = room_of(bob)[0].sock
 
     client.post(members_url(task), json={"email": carol.email, "role": "commenter"}, headers=alice.headers)
 
@@ -233,8 +216,8 @@ def test_change_role_invalid_is_422(client, task, alice, bob, body):
     assert roles(client, task, alice)[bob.id] == "editor"
 
 
-def test_change_role_broadcasts_member_changed_updated(client, socket, task, alice, bob):
-    sock = joined_socket(socket, bob, task["id"])
+def test_change_role_broadcasts_member_changed_updated(client, task, alice, bob, room_of):
+    sock = room_of(bob)[0].sock
 
     client.patch(members_url(task, bob), json={"role": "commenter"}, headers=alice.headers)
 
@@ -334,9 +317,8 @@ def test_remove_by_non_member_is_403(client, task, bob, carol):
     assert_error(client.delete(members_url(task, bob), headers=carol.headers), 403, "forbidden")
 
 
-def test_remove_broadcasts_member_changed_removed_and_the_removed_socket_leaves(client, socket, task, alice, bob):
-    alice_sock = joined_socket(socket, alice, task["id"])
-    bob_sock = joined_socket(socket, bob, task["id"])
+def test_remove_broadcasts_member_changed_removed_and_the_removed_socket_leaves(client, task, alice, bob, room_of):
+    alice_sock, bob_sock = (peer.sock for peer in room_of(alice, bob))
 
     client.delete(members_url(task, bob), headers=alice.headers)
 

@@ -1,55 +1,15 @@
 """REST: /api/tasks/<id>/messages (send, page back) and /api/tasks/<id>/activity."""
 from __future__ import annotations
 
-import io
-
 import pytest
 
-from conftest import assert_error, events
+from toolkit.chat import messages_url
+from toolkit.rest import assert_error
+from toolkit.sockets import events
+from toolkit.wire import ATTACHMENT_KEYS, MESSAGE_KEYS, PAGE_KEYS, SENT_KEYS, without_duplicate
 
-MESSAGE_KEYS = {
-    "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
-    "clientId", "previousId", "version", "createdAt", "editedAt", "deleted", "deletedAt", "user",
-}
-SENT_KEYS = MESSAGE_KEYS | {"duplicate"}  # the answer to a send says whether it was a retry
-PAGE_KEYS = {"items", "hasMore", "hasMoreBefore", "hasMoreAfter"}
-ATTACHMENT_KEYS = {"id", "name", "size", "mimeType", "url"}
 ACTIVITY_KEYS = {"id", "userId", "action", "entityType", "entityId", "taskId", "oldValues", "newValues",
                  "description", "createdAt"}
-
-
-def messages_url(task: dict) -> str:
-    return f"/api/tasks/{task['id']}/messages"
-
-
-def send(client, task: dict, user, text: str = "Hello", **extra):
-    return client.post(messages_url(task), json={"message": text, **extra}, headers=user.headers)
-
-
-def sent(client, task: dict, user, text: str = "Hello", **extra) -> dict:
-    response = send(client, task, user, text, **extra)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def stored_form(sent_message: dict) -> dict:
-    """A send's answer as history and broadcasts show it: without `duplicate`."""
-    assert "duplicate" in sent_message, sent_message
-    return {k: v for k, v in sent_message.items() if k != "duplicate"}
-
-
-def upload(client, task: dict, user, name: str = "plan.pdf", data: bytes = b"%PDF-1.4 plan") -> dict:
-    """Upload a file to the task: what a message's `attachments` then names by id."""
-    response = client.post(f"/api/tasks/{task['id']}/attachments", data={"file": (io.BytesIO(data), name)},
-                           headers=user.headers, content_type="multipart/form-data")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def history(client, task: dict, user, **query) -> dict:
-    response = client.get(messages_url(task), query_string=query, headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
 
 
 def activity(client, task: dict, user, **query) -> list[dict]:
@@ -59,8 +19,8 @@ def activity(client, task: dict, user, **query) -> list[dict]:
 
 
 # ---- send -----------------------------------------------------------------------
-def test_send_returns_201_and_the_message(client, task, bob):
-    response = send(client, task, bob, "  Hello team  ")
+def test_send_returns_201_and_the_message(task, bob, chat):
+    response = chat.send(task, bob, "  Hello team  ")
 
     assert response.status_code == 201
     message = response.get_json()
@@ -81,20 +41,20 @@ def test_send_returns_201_and_the_message(client, task, bob):
     assert message["user"] == {"id": bob.id, "firstName": "Bob", "lastName": "Editor"}
 
 
-def test_send_links_each_message_to_the_previous_one(client, task, alice, bob):
-    first = sent(client, task, alice, "one")
-    second = sent(client, task, bob, "two")
+def test_send_links_each_message_to_the_previous_one(task, alice, bob, chat):
+    first = chat.sent(task, alice, "one")
+    second = chat.sent(task, bob, "two")
 
     assert second["previousId"] == first["id"]
     assert second["version"] > first["version"]
 
 
-def test_send_keeps_uploaded_attachments_and_reply(client, task, alice, bob):
-    first = sent(client, task, alice, "Question?")
-    pdf = upload(client, task, bob, "plan.pdf", b"%PDF-1.4 plan")
-    note = upload(client, task, bob, "note.txt", b"remember")
+def test_send_keeps_uploaded_attachments_and_reply(task, alice, bob, chat):
+    first = chat.sent(task, alice, "Question?")
+    pdf = chat.uploaded(task, bob, b"%PDF-1.4 plan", "plan.pdf")
+    note = chat.uploaded(task, bob, b"remember", "note.txt")
 
-    reply = sent(client, task, bob, "Answer", attachments=[pdf["id"], note["id"]], replyTo=first["id"])
+    reply = chat.sent(task, bob, "Answer", attachments=[pdf["id"], note["id"]], replyTo=first["id"])
 
     assert set(pdf) == ATTACHMENT_KEYS
     assert (pdf["name"], pdf["size"], pdf["mimeType"]) == ("plan.pdf", len(b"%PDF-1.4 plan"), "application/pdf")
@@ -105,7 +65,7 @@ def test_send_keeps_uploaded_attachments_and_reply(client, task, alice, bob):
         "messageId": first["id"], "userId": alice.id, "userName": "Alice Owner", "excerpt": "Question?",
         "deleted": False,
     }
-    assert history(client, task, alice)["items"][0] == stored_form(reply)
+    assert chat.history(task, alice)["items"][0] == without_duplicate(reply)
 
 
 @pytest.mark.parametrize("legacy", [
@@ -113,20 +73,20 @@ def test_send_keeps_uploaded_attachments_and_reply(client, task, alice, bob):
     [{"name": "a.png", "url": "https://example.com/a.png"}],
     [{"name": "a.png", "url": "https://example.com/a.png"}, "plain"],
 ], ids=["a string", "an object", "both"])
-def test_send_legacy_attachments_are_now_a_validation_error(client, task, alice, legacy):
+def test_send_legacy_attachments_are_now_a_validation_error(task, alice, legacy, chat):
     """Attachments used to be any strings or objects; now they are upload ids only."""
-    error = assert_error(send(client, task, alice, "files", attachments=legacy), 422, "validation_error")
+    error = assert_error(chat.send(task, alice, "files", attachments=legacy), 422, "validation_error")
 
     assert "attachments" in error["details"]
-    assert history(client, task, alice)["items"] == []
+    assert chat.history(task, alice)["items"] == []
 
 
-def test_send_null_attachments_means_none(client, task, alice):
-    assert sent(client, task, alice, attachments=None)["attachments"] == []
+def test_send_null_attachments_means_none(task, alice, chat):
+    assert chat.sent(task, alice, attachments=None)["attachments"] == []
 
 
-def test_send_message_of_exactly_4000_characters_is_accepted(client, task, alice):
-    assert len(sent(client, task, alice, "x" * 4000)["message"]) == 4000
+def test_send_message_of_exactly_4000_characters_is_accepted(task, alice, chat):
+    assert len(chat.sent(task, alice, "x" * 4000)["message"]) == 4000
 
 
 @pytest.mark.parametrize(
@@ -144,80 +104,80 @@ def test_send_message_of_exactly_4000_characters_is_accepted(client, task, alice
         ({"message": "hi", "replyTo": 99999999999}, "replyTo"),
     ],
 )
-def test_send_invalid_body_is_422_and_stores_nothing(client, task, alice, body, field):
+def test_send_invalid_body_is_422_and_stores_nothing(client, task, alice, body, field, chat):
     response = client.post(messages_url(task), json=body, headers=alice.headers)
 
     error = assert_error(response, 422, "validation_error")
     assert field in error["details"]
-    assert history(client, task, alice)["items"] == []
+    assert chat.history(task, alice)["items"] == []
 
 
-def test_send_reply_to_a_message_of_another_task_is_422(client, task, alice, make_task):
+def test_send_reply_to_a_message_of_another_task_is_422(task, alice, make_task, chat):
     other_task = make_task(alice, "Other")
-    elsewhere = sent(client, other_task, alice, "elsewhere")
+    elsewhere = chat.sent(other_task, alice, "elsewhere")
 
-    error = assert_error(send(client, task, alice, "reply", replyTo=elsewhere["id"]), 422, "validation_error")
+    error = assert_error(chat.send(task, alice, "reply", replyTo=elsewhere["id"]), 422, "validation_error")
 
     assert "replyTo" in error["details"]
-    assert history(client, task, alice)["items"] == []
+    assert chat.history(task, alice)["items"] == []
 
 
-def test_send_reply_to_a_missing_message_is_422(client, task, alice):
-    error = assert_error(send(client, task, alice, "reply", replyTo=123456), 422, "validation_error")
+def test_send_reply_to_a_missing_message_is_422(task, alice, chat):
+    error = assert_error(chat.send(task, alice, "reply", replyTo=123456), 422, "validation_error")
     assert "replyTo" in error["details"]
 
 
-def test_viewer_cannot_send(client, alice, carol, make_task, add_member):
+def test_viewer_cannot_send(alice, carol, make_task, add_member, chat):
     task = make_task(alice)
     add_member(alice, task, carol, "viewer")
 
-    assert_error(send(client, task, carol), 403, "forbidden")
-    assert history(client, task, carol)["items"] == []
+    assert_error(chat.send(task, carol), 403, "forbidden")
+    assert chat.history(task, carol)["items"] == []
 
 
-def test_commenter_can_send(client, alice, carol, make_task, add_member):
+def test_commenter_can_send(alice, carol, make_task, add_member, chat):
     task = make_task(alice)
     add_member(alice, task, carol, "commenter")
-    assert sent(client, task, carol)["userId"] == carol.id
+    assert chat.sent(task, carol)["userId"] == carol.id
 
 
-def test_non_member_and_missing_task_get_the_same_403_on_send(client, task, carol):
-    not_mine = send(client, task, carol)
-    missing = send(client, {"id": task["id"] + 1000}, carol)
+def test_non_member_and_missing_task_get_the_same_403_on_send(task, carol, chat):
+    not_mine = chat.send(task, carol)
+    missing = chat.send({"id": task["id"] + 1000}, carol)
 
     assert_error(not_mine, 403, "forbidden")
     assert not_mine.get_json() == missing.get_json()
 
 
-def test_send_broadcasts_new_message_to_the_room(client, socket, task, alice, bob):
+def test_send_broadcasts_new_message_to_the_room(socket, task, alice, bob, chat):
     sock = socket(bob)
     assert sock.emit("join_task", task["id"], namespace="/tasks", callback=True)["ok"]
     sock.get_received("/tasks")
 
-    message = sent(client, task, alice, "  over REST ")
+    message = chat.sent(task, alice, "  over REST ")
 
     [payload] = events(sock, "new_message")
-    assert payload == {"message": stored_form(message), "taskId": task["id"]}
+    assert payload == {"message": without_duplicate(message), "taskId": task["id"]}
 
 
-def test_refused_send_broadcasts_nothing(client, socket, task, alice, carol):
+def test_refused_send_broadcasts_nothing(socket, task, alice, carol, chat):
     sock = socket(alice)
     assert sock.emit("join_task", task["id"], namespace="/tasks", callback=True)["ok"]
     sock.get_received("/tasks")
 
-    send(client, task, carol)
-    send(client, task, alice, "   ")
+    chat.send(task, carol)
+    chat.send(task, alice, "   ")
 
     assert events(sock, "new_message") == []
 
 
 # ---- history --------------------------------------------------------------------
-def test_history_is_newest_first_in_pages(client, task, alice, bob):
-    ids = [sent(client, task, alice if i % 2 else bob, f"m{i}")["id"] for i in range(7)]
+def test_history_is_newest_first_in_pages(task, alice, bob, chat):
+    ids = [chat.sent(task, alice if i % 2 else bob, f"m{i}")["id"] for i in range(7)]
 
-    first = history(client, task, bob, limit=3)
-    second = history(client, task, bob, limit=3, before=first["items"][-1]["id"])
-    third = history(client, task, bob, limit=3, before=second["items"][-1]["id"])
+    first = chat.history(task, bob, limit=3)
+    second = chat.history(task, bob, limit=3, before=first["items"][-1]["id"])
+    third = chat.history(task, bob, limit=3, before=second["items"][-1]["id"])
 
     assert [m["id"] for m in first["items"]] == ids[:-4:-1]
     assert [m["message"] for m in first["items"]] == ["m6", "m5", "m4"]
@@ -233,34 +193,34 @@ def test_history_is_newest_first_in_pages(client, task, alice, bob):
     assert set(first["items"][0]) == MESSAGE_KEYS
 
 
-def test_history_exactly_one_full_page_has_no_more(client, task, alice):
+def test_history_exactly_one_full_page_has_no_more(task, alice, chat):
     for i in range(3):
-        sent(client, task, alice, f"m{i}")
-    page = history(client, task, alice, limit=3)
+        chat.sent(task, alice, f"m{i}")
+    page = chat.history(task, alice, limit=3)
     assert len(page["items"]) == 3
     assert page["hasMore"] is False
 
 
-def test_history_defaults_to_50(client, task, alice):
+def test_history_defaults_to_50(task, alice, chat):
     for i in range(52):
-        sent(client, task, alice, f"m{i}")
-    page = history(client, task, alice)
+        chat.sent(task, alice, f"m{i}")
+    page = chat.history(task, alice)
     assert len(page["items"]) == 50
     assert page["hasMore"] is True
 
 
-def test_history_holds_only_this_tasks_messages(client, task, alice, make_task):
+def test_history_holds_only_this_tasks_messages(task, alice, make_task, chat):
     other = make_task(alice, "Other")
-    sent(client, other, alice, "elsewhere")
-    mine = sent(client, task, alice, "here")
-    assert [m["id"] for m in history(client, task, alice)["items"]] == [mine["id"]]
+    chat.sent(other, alice, "elsewhere")
+    mine = chat.sent(task, alice, "here")
+    assert [m["id"] for m in chat.history(task, alice)["items"]] == [mine["id"]]
 
 
-def test_viewer_may_read_history(client, alice, carol, make_task, add_member):
+def test_viewer_may_read_history(alice, carol, make_task, add_member, chat):
     task = make_task(alice)
     add_member(alice, task, carol, "viewer")
-    sent(client, task, alice, "for all")
-    assert [m["message"] for m in history(client, task, carol)["items"]] == ["for all"]
+    chat.sent(task, alice, "for all")
+    assert [m["message"] for m in chat.history(task, carol)["items"]] == ["for all"]
 
 
 @pytest.mark.parametrize(
@@ -285,8 +245,8 @@ def test_history_bad_paging_is_422(client, task, alice, query, field):
     assert field in error["details"]
 
 
-def test_history_limit_of_100_is_accepted(client, task, alice):
-    assert history(client, task, alice, limit=100)["items"] == []
+def test_history_limit_of_100_is_accepted(task, alice, chat):
+    assert chat.history(task, alice, limit=100)["items"] == []
 
 
 def test_history_non_member_and_missing_task_get_the_same_403(client, task, carol):
@@ -303,9 +263,9 @@ def test_messages_on_huge_task_ids_are_404(client, alice, method):
 
 
 # ---- activity -------------------------------------------------------------------
-def test_activity_records_every_message(client, task, alice, bob):
-    first = sent(client, task, alice, "one")
-    second = sent(client, task, bob, "two", replyTo=first["id"])
+def test_activity_records_every_message(client, task, alice, bob, chat):
+    first = chat.sent(task, alice, "one")
+    second = chat.sent(task, bob, "two", replyTo=first["id"])
 
     chat_rows = [row for row in activity(client, task, alice) if row["entityType"] == "task_chat"]
 
@@ -354,15 +314,15 @@ def test_activity_records_member_changes(client, alice, bob, make_task, add_memb
     assert rows[1]["oldValues"] == {"role": "viewer"} and rows[1]["newValues"] == {"role": "editor"}
 
 
-def test_activity_records_nothing_for_refused_changes(client, register, alice, carol, make_task, add_member):
+def test_activity_records_nothing_for_refused_changes(client, register, alice, carol, make_task, add_member, chat):
     task = make_task(alice)
     add_member(alice, task, carol, "viewer")
     stranger = register("Dave", "Stranger")
     before = activity(client, task, alice)
 
-    send(client, task, stranger, "not a member")
-    send(client, task, carol, "not allowed")
-    send(client, task, alice, "   ")
+    chat.send(task, stranger, "not a member")
+    chat.send(task, carol, "not allowed")
+    chat.send(task, alice, "   ")
     client.patch(f"/api/tasks/{task['id']}", json={"title": "nope"}, headers=carol.headers)
     client.post(f"/api/tasks/{task['id']}/members", json={"userId": carol.id, "role": "owner"}, headers=alice.headers)
     client.delete(f"/api/tasks/{task['id']}/members/{alice.id}", headers=alice.headers)
@@ -378,9 +338,9 @@ def test_activity_is_for_members_only(client, task, alice, bob, carol):
     assert not_mine.get_json() == missing.get_json()
 
 
-def test_activity_pages_newest_first(client, task, alice):
+def test_activity_pages_newest_first(client, task, alice, chat):
     for i in range(4):
-        sent(client, task, alice, f"m{i}")
+        chat.sent(task, alice, f"m{i}")
     everything = activity(client, task, alice)
 
     response = client.get(f"/api/tasks/{task['id']}/activity", query_string={"limit": 2}, headers=alice.headers)

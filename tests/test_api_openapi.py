@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from app import create_app
 from app.schemas.fields import MAX_DB_INT, Id, Text, Token
 
-from conftest import _test_env
+from toolkit.env import app_env
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_a_429_answer_matches_the_documented_error_shape(client, doc, settings):
 
 
 def test_a_503_answer_matches_the_documented_error_shape(doc):
-    broken = create_app(env=_test_env("sqlite:////nonexistent-dir/taskchat/x.db"))
+    broken = create_app(env=app_env("sqlite:////nonexistent-dir/taskchat/x.db"))
 
     answer = broken.test_client().post("/api/auth/login", json={"email": "a@example.com", "password": "x" * 12})
 

@@ -3,22 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_error, events
+from toolkit.rest import assert_error
+from toolkit.sockets import events
+from toolkit.wire import PERMISSIONS
 
-OWNER_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": True}
-EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}
 TASK_KEYS = {"id", "title", "description", "status", "createdBy", "createdAt", "updatedAt", "role", "permissions"}
 # Reading a task (list and get) also tells the reader how many messages they have not read.
 READ_TASK_KEYS = TASK_KEYS | {"unreadCount"}
 HUGE_ID = 99999999999
-
-
-def joined_socket(socket, user, task_id: int):
-    sock = socket(user)
-    ack = sock.emit("join_task", task_id, namespace="/tasks", callback=True)
-    assert ack["ok"], ack
-    sock.get_received("/tasks")  # drop what joining produced
-    return sock
 
 
 # ---- list -----------------------------------------------------------------------
@@ -38,7 +30,7 @@ def test_list_holds_only_my_tasks_with_my_role_newest_first(client, alice, bob, 
     bobs = client.get("/api/tasks", headers=bob.headers).get_json()["items"]
 
     assert [t["id"] for t in alices] == [second["id"], first["id"]]
-    assert all(t["role"] == "owner" and t["permissions"] == OWNER_PERMISSIONS for t in alices)
+    assert all(t["role"] == "owner" and t["permissions"] == PERMISSIONS["owner"] for t in alices)
     assert [t["id"] for t in bobs] == [second["id"]]
     assert bobs[0]["role"] == "viewer"
     assert bobs[0]["permissions"] == {"canRead": True, "canComment": False, "canEdit": False, "canManageMembers": False}
@@ -76,7 +68,7 @@ def test_create_returns_201_and_the_creator_is_owner(client, alice):
     assert task["status"] == "in_progress"
     assert task["createdBy"] == alice.id
     assert task["role"] == "owner"
-    assert task["permissions"] == OWNER_PERMISSIONS
+    assert task["permissions"] == PERMISSIONS["owner"]
     assert task["createdAt"].endswith("Z") and task["updatedAt"].endswith("Z")
 
     members = client.get(f"/api/tasks/{task['id']}/members", headers=alice.headers).get_json()["items"]
@@ -124,7 +116,7 @@ def test_get_as_member_carries_my_role(client, task, bob):
     assert body["id"] == task["id"]
     assert body["title"] == task["title"]
     assert body["role"] == "editor"
-    assert body["permissions"] == EDITOR_PERMISSIONS
+    assert body["permissions"] == PERMISSIONS["editor"]
     assert set(body) == READ_TASK_KEYS and body["unreadCount"] == 0
 
 
@@ -231,8 +223,8 @@ def test_patch_can_clear_the_description(client, alice, make_task):
     assert response.get_json()["description"] == ""
 
 
-def test_patch_broadcasts_task_updated_to_the_room(client, socket, task, alice, bob):
-    sock = joined_socket(socket, bob, task["id"])
+def test_patch_broadcasts_task_updated_to_the_room(client, task, alice, bob, room_of):
+    sock = room_of(bob)[0].sock
 
     client.patch(f"/api/tasks/{task['id']}", json={"status": "in_progress"}, headers=alice.headers)
 
@@ -243,8 +235,8 @@ def test_patch_broadcasts_task_updated_to_the_room(client, socket, task, alice, 
     assert update["updatedBy"] == alice.id
 
 
-def test_refused_patch_broadcasts_nothing(client, socket, task, alice, carol):
-    sock = joined_socket(socket, alice, task["id"])
+def test_refused_patch_broadcasts_nothing(client, task, alice, carol, room_of):
+    sock = room_of(alice)[0].sock
     client.patch(f"/api/tasks/{task['id']}", json={"status": "done"}, headers=carol.headers)
     assert events(sock, "task_updated") == []
 
@@ -276,8 +268,8 @@ def test_delete_by_non_member_is_403(client, task, carol, alice):
     assert client.get(f"/api/tasks/{task['id']}", headers=alice.headers).status_code == 200
 
 
-def test_delete_broadcasts_task_deleted_to_the_room(client, socket, task, alice, bob):
-    sock = joined_socket(socket, bob, task["id"])
+def test_delete_broadcasts_task_deleted_to_the_room(client, task, alice, bob, room_of):
+    sock = room_of(bob)[0].sock
 
     client.delete(f"/api/tasks/{task['id']}", headers=alice.headers)
 

@@ -36,19 +36,17 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from app.extensions import db
-from conftest import emit, join
-from test_security_input import NO_LIMITS, snapshot
+from toolkit.database import snapshot
+from toolkit.env import NO_LIMITS
+from toolkit.sockets import NS, emit
 
-NS = "/tasks"
+# Rate limits out of the way: these tests send many events on purpose.
+pytestmark = pytest.mark.settings(**NO_LIMITS)
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 KEYS = ["taskId", "messageId", "message", "clientId", "emoji", "replyTo", "attachments", "mentions",
         "lastMessageId", "token", "refreshToken", "title", "description", "status", "userId", "role", "ids",
         "email", "password", "firstName", "lastName", "before", "after", "around", "limit"]
-
-
-@pytest.fixture
-def settings() -> dict[str, str]:
-    return dict(NO_LIMITS)
 
 
 def fuzz_settings(examples: int = EXAMPLES):
@@ -164,7 +162,7 @@ class Stored:
 
 # ---- the world -------------------------------------------------------------------------------------------
 @pytest.fixture
-def world(request, app, client, socket, alice, bob, carol, register, task, add_member, make_task):
+def world(request, app, client, alice, bob, carol, register, task, add_member, make_task, room_of):
     dan = register("Dan", "Viewer")
     add_member(alice, task, dan, "viewer")
     T = task["id"]
@@ -176,10 +174,7 @@ def world(request, app, client, socket, alice, bob, carol, register, task, add_m
     upload = client.post(f"{base}/attachments", data={"file": (io.BytesIO(b"x"), "a.txt")},
                          headers=bob.headers, content_type="multipart/form-data").get_json()
     other = make_task(carol, "Carol's")
-    listener, sender = socket(alice), socket(bob)
-    join(listener, T)
-    join(sender, T)
-    listener.get_received(NS), sender.get_received(NS)
+    listener, sender = (peer.sock for peer in room_of(alice, bob))
     ids = [T, other["id"], first["id"], bobs["id"], upload["id"], alice.id, bob.id, carol.id, dan.id]
     # The nearly right value of each id key: what a valid payload of Bob's would hold.
     right = {"taskId": T, "messageId": bobs["id"], "replyTo": first["id"], "lastMessageId": 0,

@@ -11,14 +11,13 @@ from app.extensions import db
 from app.models import ActivityLog, ChatMessage, Task
 from app.schemas.outputs import MessageOut, message_wire, seen_by
 from app.services import chat, chat_fast
-from conftest import join, send
+from toolkit.sockets import send
 
 
 @pytest.fixture
-def room(socket, alice, bob, task):
-    a, b = socket(alice), socket(bob)
-    join(a, task["id"])
-    join(b, task["id"])
+def room(room_of, alice, bob):
+    """Alice's and Bob's sockets, joined to the task in that order; nothing drained."""
+    a, b = (peer.sock for peer in room_of(alice, bob, drain=False))
     return a, b
 
 

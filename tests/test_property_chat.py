@@ -42,7 +42,7 @@ function, so a function-scoped fixture lives through all of them. The test
 takes conftest's `app` fixture (built on the session's migrated `database_url`)
 and hands it to each new machine through the factory given to
 `run_state_machine_as_test`. Each example (one machine) then starts from
-scratch by hand: it empties the tables with conftest's `_empty_tables`,
+scratch by hand: it empties the tables with the toolkit's `empty_tables`,
 registers its three users over REST, and creates its tasks; its teardown closes
 every socket, so the app's presence registry is empty again for the next one.
 Building one app per example would isolate no better (the database is the only
@@ -67,9 +67,11 @@ from hypothesis.stateful import (
 )
 
 from app.extensions import socketio
-from conftest import User, _empty_tables
+from toolkit.database import empty_tables
+from toolkit.env import NO_LIMITS
+from toolkit.sockets import NS
+from toolkit.users import User
 
-NS = "/tasks"
 NAMES = ("Alice", "Bob", "Carol")
 # Few, so edits sometimes repeat the text. The two long ones differ only after the
 # excerpt a reply quotes (REPLY_EXCERPT): editing one into the other changes no quote.
@@ -164,7 +166,7 @@ class ChatMachine(RuleBasedStateMachine):
         super().__init__()
         self.app = app
         with app.app_context():
-            _empty_tables()
+            empty_tables()
         self.client: FlaskClient = self.app.test_client()
         self.users = {name: self._register(name) for name in NAMES}
         self.tasks: list[int] = []
@@ -736,13 +738,8 @@ def assert_same_list(copy: dict[int, dict], server: list[dict], who: str) -> Non
     assert not differences, (who, "(id, field, the copy's, the server's)", differences)
 
 
-@pytest.fixture
-def settings():
-    # Thousands of events by the same few users in one app: rate limits are not under test here.
-    return {"RATE_LIMIT_MESSAGES": "100000/minute", "RATE_LIMIT_JOINS": "100000/minute",
-            "RATE_LIMIT_TYPING": "100000/minute", "RATE_LIMIT_OTHER": "100000/minute"}
-
-
+# Thousands of events by the same few users in one app: rate limits are not under test here.
+@pytest.mark.settings(**NO_LIMITS)
 def test_no_message_is_lost_or_stored_twice(app):
     """One app (conftest's fixture) for the whole run; each example empties its tables."""
     run_state_machine_as_test(lambda: ChatMachine(app), settings=SETTINGS)

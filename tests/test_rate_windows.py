@@ -24,15 +24,9 @@ from limits.strategies import MovingWindowRateLimiter
 from app.actor import Actor
 from app.errors import RateLimited
 from app.realtime import throttle, windows
+from toolkit.env import REDIS_URL, limited
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-GENEROUS = {"RATE_LIMIT_MESSAGES": "1000/minute", "RATE_LIMIT_TYPING": "1000/minute",
-            "RATE_LIMIT_JOINS": "1000/minute", "RATE_LIMIT_OTHER": "1000/minute"}
 ALICE, BOB = Actor(id=1, name="Alice"), Actor(id=2, name="Bob")
-
-
-def limited(**settings: str) -> dict[str, str]:
-    return {**GENEROUS, **settings}
 
 
 class Clock:

@@ -5,56 +5,18 @@ is not, and checks who heard what after the REST call.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
-from conftest import emit, events, join
-
-NS = "/tasks"
-
-
-class Client:
-    """A socket and the namespace it is on, so a test can hold `/` and `/tasks` clients alike."""
-
-    def __init__(self, sock, namespace):
-        self.sock, self.ns = sock, namespace
-
-    def join(self, task_id):
-        return join(self.sock, task_id, self.ns)
-
-    def emit(self, event, *args):
-        return emit(self.sock, event, *args, ns=self.ns)
-
-    def received(self) -> list[tuple[str, dict]]:
-        return [(e["name"], e["args"][0]) for e in self.sock.get_received(self.ns)]
-
-    def events(self, name):
-        return events(self.sock, name, self.ns)
+from toolkit.wire import assert_recent
 
 
 @pytest.fixture
-def connect(socket):
-    def make(user, namespace=NS) -> Client:
-        return Client(socket(user, namespace=namespace), namespace)
-
-    return make
-
-
-@pytest.fixture
-def room(connect, alice, bob, task):
+def room(connect, room_of, alice, bob):
     """Alice on `/tasks` and Bob on `/`, both in the task's room; Alice also has a socket outside it."""
-    clients = {"alice": connect(alice), "bob": connect(bob, "/"), "idle": connect(alice)}
-    clients["alice"].join(task["id"])
-    clients["bob"].join(task["id"])
-    for c in clients.values():
-        c.received()
-    return clients
-
-
-def assert_recent(timestamp: str) -> None:
-    when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    assert abs(datetime.now(timezone.utc) - when) < timedelta(seconds=30)
+    idle = connect(alice)
+    alice_peer, bob_peer = room_of(alice, (bob, "/"))
+    idle.received()
+    return {"alice": alice_peer, "bob": bob_peer, "idle": idle}
 
 
 # ---- task_updated ----------------------------------------------------------------------------
@@ -64,21 +26,21 @@ def test_patch_task_sends_task_updated_to_the_room(room, client, bob, task):
     assert response.status_code == 200, response.get_json()
 
     for name in ("alice", "bob"):
-        [(event, payload)] = room[name].received()
+        [(event, payload)] = room[name].heard()
         assert event == "task_updated", name
         assert set(payload) == {"taskId", "task", "changes", "updatedBy"}
         assert (payload["taskId"], payload["updatedBy"], payload["changes"]) == (task["id"], bob.id, ["status", "title"])
         assert (payload["task"]["id"], payload["task"]["title"], payload["task"]["status"]) == (
             task["id"], "Renamed", "in_progress")
         assert payload["task"]["updatedAt"] == response.get_json()["updatedAt"]
-    assert room["idle"].received() == []
+    assert room["idle"].heard() == []
 
 
 def test_a_patch_that_changes_nothing_sends_nothing(room, client, alice, task):
     response = client.patch(f"/api/tasks/{task['id']}", json={"title": task["title"]}, headers=alice.headers)
 
     assert response.status_code == 200
-    assert room["alice"].received() == [] and room["bob"].received() == []
+    assert room["alice"].heard() == [] and room["bob"].heard() == []
 
 
 @pytest.mark.parametrize("who, body, status", [
@@ -91,12 +53,12 @@ def test_a_refused_patch_sends_nothing(room, client, alice, carol, task, add_mem
     if who == "viewer":
         add_member(alice, task, carol, "viewer")
         for c in room.values():
-            c.received()
+            c.heard()
     user = alice if who == "owner" else carol
 
     assert client.patch(f"/api/tasks/{task['id']}", json=body, headers=user.headers).status_code == status
 
-    assert room["alice"].received() == [] and room["bob"].received() == []
+    assert room["alice"].heard() == [] and room["bob"].heard() == []
 
 
 def test_task_updated_stays_in_its_room(room, connect, client, alice, make_task, task):
@@ -106,7 +68,7 @@ def test_task_updated_stays_in_its_room(room, connect, client, alice, make_task,
 
     client.patch(f"/api/tasks/{task['id']}", json={"description": "more detail"}, headers=alice.headers)
 
-    assert elsewhere.received() == []
+    assert elsewhere.heard() == []
     assert [e["changes"] for e in room["bob"].events("task_updated")] == [["description"]]
 
 
@@ -119,10 +81,10 @@ def test_adding_a_member_sends_member_changed(room, client, alice, carol, task):
 
     assert member["userId"] == carol.id and member["user"]["firstName"] == "Carol"
     for name in ("alice", "bob"):
-        assert room[name].received() == [
+        assert room[name].heard() == [
             ("member_changed", {"taskId": task["id"], "action": "added", "member": member})
         ], name
-    assert room["idle"].received() == []
+    assert room["idle"].heard() == []
 
 
 def test_changing_a_role_sends_member_changed(room, client, alice, bob, task):
@@ -133,7 +95,7 @@ def test_changing_a_role_sends_member_changed(room, client, alice, bob, task):
 
     assert (member["userId"], member["role"], member["permissions"]["canComment"]) == (bob.id, "viewer", False)
     for name in ("alice", "bob"):
-        assert room[name].received() == [
+        assert room[name].heard() == [
             ("member_changed", {"taskId": task["id"], "action": "updated", "member": member})
         ], name
 
@@ -141,19 +103,19 @@ def test_changing_a_role_sends_member_changed(room, client, alice, bob, task):
 def test_a_new_role_takes_effect_for_a_socket_already_in_the_room(room, client, alice, bob, task):
     client.patch(f"/api/tasks/{task['id']}/members/{bob.id}", json={"role": "viewer"}, headers=alice.headers)
     for c in room.values():
-        c.received()
+        c.heard()
 
     ack = room["bob"].emit("send_message", {"taskId": task["id"], "message": "still allowed?"})
 
     assert ack["error"] == {"code": "forbidden", "message": "No permission to send messages"}
-    assert room["alice"].received() == []
+    assert room["alice"].heard() == []
 
 
 def test_setting_the_same_role_sends_nothing(room, client, alice, bob, task):
     response = client.patch(f"/api/tasks/{task['id']}/members/{bob.id}", json={"role": "editor"},
                             headers=alice.headers)
     assert response.status_code == 200
-    assert room["alice"].received() == [] and room["bob"].received() == []
+    assert room["alice"].heard() == [] and room["bob"].heard() == []
 
 
 @pytest.mark.parametrize("call", ["add by a non-owner", "add twice", "patch by a non-owner", "remove by a non-owner",
@@ -170,7 +132,7 @@ def test_a_refused_membership_change_sends_nothing(room, client, alice, bob, car
     }[call]()
 
     assert response.status_code in (403, 409), response.get_json()
-    assert room["alice"].received() == [] and room["bob"].received() == []
+    assert room["alice"].heard() == [] and room["bob"].heard() == []
 
 
 # ---- member_changed: removed ----------------------------------------------------------------
@@ -182,13 +144,13 @@ def test_a_removed_member_leaves_the_room_at_once(connect, client, alice, bob, c
     for c in (owner, witness, bob_tasks, bob_root):
         c.join(task["id"])
     for c in (owner, witness, bob_tasks, bob_root):
-        c.received()
+        c.heard()
 
     by = alice if remover == "owner" else bob
     assert client.delete(f"/api/tasks/{task['id']}/members/{bob.id}", headers=by.headers).status_code == 204
 
     for c in (owner, witness):
-        received = c.received()
+        received = c.heard()
         assert [name for name, _ in received] == ["member_changed", "user_left"]
         changed, left = received[0][1], received[1][1]
         assert (changed["taskId"], changed["action"]) == (task["id"], "removed")
@@ -198,34 +160,34 @@ def test_a_removed_member_leaves_the_room_at_once(connect, client, alice, bob, c
         assert_recent(left["timestamp"])
     # Each of Bob's sockets is told it was removed, and hears nothing else of the task.
     for bob_sock in (bob_tasks, bob_root):
-        assert bob_sock.received() == [("removed_from_task", {"taskId": task["id"]})], bob_sock.ns
+        assert bob_sock.heard() == [("removed_from_task", {"taskId": task["id"]})], bob_sock.ns
 
     # Nothing more of the room reaches Bob's sockets, and they cannot act in it.
     owner.emit("send_message", {"taskId": task["id"], "message": "after Bob"})
     owner.emit("typing_start", {"taskId": task["id"]})
     client.patch(f"/api/tasks/{task['id']}", json={"title": "Without Bob"}, headers=alice.headers)
-    assert bob_tasks.received() == [] and bob_root.received() == []
+    assert bob_tasks.heard() == [] and bob_root.heard() == []
 
     assert bob_tasks.emit("typing_start", {"taskId": task["id"]})["error"]["code"] == "forbidden"
     assert bob_root.emit("send_message", {"taskId": task["id"], "message": "hello?"})["error"] == {
         "code": "forbidden", "message": "No access to this task"}
     assert bob_tasks.emit("join_task", task["id"])["error"] == {"code": "forbidden", "message": "No access to this task"}
-    assert [name for name, _ in witness.received()] == ["new_message", "user_typing", "task_updated"]
+    assert [name for name, _ in witness.heard()] == ["new_message", "user_typing", "task_updated"]
 
 
 def test_removing_a_member_who_was_not_in_the_room(room, connect, client, alice, carol, add_member, task):
     add_member(alice, task, carol, "viewer")
     carol_sock = connect(carol)  # connected, never joined
     for c in room.values():
-        c.received()
+        c.heard()
 
     assert client.delete(f"/api/tasks/{task['id']}/members/{carol.id}", headers=alice.headers).status_code == 204
 
     for name in ("alice", "bob"):
-        [(event, payload)] = room[name].received()
+        [(event, payload)] = room[name].heard()
         assert (event, payload["action"], payload["member"]["userId"]) == ("member_changed", "removed", carol.id)
     # Told through her own user room, though she never joined the task's room; only that.
-    assert carol_sock.received() == [("removed_from_task", {"taskId": task["id"]})]
+    assert carol_sock.heard() == [("removed_from_task", {"taskId": task["id"]})]
 
 
 def test_a_removed_member_can_be_added_back_and_rejoin(connect, client, alice, bob, add_member, task):
@@ -234,7 +196,7 @@ def test_a_removed_member_can_be_added_back_and_rejoin(connect, client, alice, b
     bob_sock.join(task["id"])
     client.delete(f"/api/tasks/{task['id']}/members/{bob.id}", headers=alice.headers)
     add_member(alice, task, bob, "commenter")
-    owner.received()
+    owner.heard()
 
     assert bob_sock.join(task["id"])["data"]["role"] == "commenter"
     owner.emit("send_message", {"taskId": task["id"], "message": "welcome back"})
@@ -247,13 +209,13 @@ def test_deleting_a_task_notifies_the_room_and_closes_it(room, client, alice, bo
     assert client.delete(f"/api/tasks/{task['id']}", headers=alice.headers).status_code == 204
 
     for name in ("alice", "bob"):
-        [(event, payload)] = room[name].received()
+        [(event, payload)] = room[name].heard()
         assert event == "task_notification", name
         assert set(payload) == {"type", "taskId", "title", "by", "timestamp"}
         assert (payload["type"], payload["taskId"], payload["title"], payload["by"]) == (
             "task_deleted", task["id"], task["title"], alice.id)
         assert_recent(payload["timestamp"])
-    assert room["idle"].received() == []
+    assert room["idle"].heard() == []
 
     # The room is closed: no typing from its former sockets, no rejoining, no user_left on disconnect.
     ack = room["bob"].emit("typing_start", {"taskId": task["id"]})
@@ -261,14 +223,14 @@ def test_deleting_a_task_notifies_the_room_and_closes_it(room, client, alice, bo
     assert room["bob"].emit("join_task", task["id"])["error"] == {"code": "forbidden",
                                                                    "message": "No access to this task"}
     room["bob"].sock.disconnect()
-    assert room["alice"].received() == []
+    assert room["alice"].heard() == []
 
 
 def test_a_deleted_tasks_room_does_not_carry_over_to_a_new_task(room, client, alice, make_task, task):
     """SQLite hands a deleted task's id to the next task: its old sockets must not be in the new room."""
     client.delete(f"/api/tasks/{task['id']}", headers=alice.headers)
     for c in room.values():
-        c.received()
+        c.heard()
     new_task = make_task(alice, "Fresh start")  # Alice's alone; Bob is not a member
     listener = room["alice"]
     listener.join(new_task["id"])
@@ -276,15 +238,15 @@ def test_a_deleted_tasks_room_does_not_carry_over_to_a_new_task(room, client, al
     listener.emit("send_message", {"taskId": new_task["id"], "message": "private"})
     listener.emit("leave_task", new_task["id"])
 
-    assert room["bob"].received() == []
-    assert [name for name, _ in listener.received()] == ["new_message"]
+    assert room["bob"].heard() == []
+    assert [name for name, _ in listener.heard()] == ["new_message"]
 
 
 @pytest.mark.parametrize("who", ["editor", "stranger"])
 def test_a_refused_delete_sends_nothing(room, client, bob, carol, task, who):
     user = bob if who == "editor" else carol
     assert client.delete(f"/api/tasks/{task['id']}", headers=user.headers).status_code == 403
-    assert room["alice"].received() == [] and room["bob"].received() == []
+    assert room["alice"].heard() == [] and room["bob"].heard() == []
 
 
 def test_deleting_one_task_leaves_the_other_rooms_alone(room, connect, client, alice, bob, make_task, add_member, task):
@@ -293,12 +255,12 @@ def test_deleting_one_task_leaves_the_other_rooms_alone(room, connect, client, a
     survivor = connect(bob)
     survivor.join(other_task["id"])
     room["alice"].join(other_task["id"])
-    survivor.received()
+    survivor.heard()
 
     client.delete(f"/api/tasks/{task['id']}", headers=alice.headers)
     room["alice"].emit("send_message", {"taskId": other_task["id"], "message": "we carry on"})
 
-    assert [name for name, _ in survivor.received()] == ["new_message"]
+    assert [name for name, _ in survivor.heard()] == ["new_message"]
 
 
 # ---- new_message from REST -------------------------------------------------------------------
@@ -312,20 +274,20 @@ def test_posting_a_message_over_rest_reaches_the_room(room, client, alice, bob, 
 
     assert (message["message"], message["userId"]) == ("posted over REST", alice.id)
     for name in ("alice", "bob"):  # the poster's own socket in the room hears it too
-        assert room[name].received() == [("new_message", {"message": message, "taskId": task["id"]})], name
-    assert room["idle"].received() == []
+        assert room[name].heard() == [("new_message", {"message": message, "taskId": task["id"]})], name
+    assert room["idle"].heard() == []
     listed = client.get(f"/api/tasks/{task['id']}/messages", headers=bob.headers).get_json()["items"]
     assert listed == [message]
 
 
 def test_a_rest_reply_reaches_the_room_with_its_reply_to(room, client, alice, bob, task):
     first = room["bob"].emit("send_message", {"taskId": task["id"], "message": "question"})["data"]
-    room["alice"].received()
+    room["alice"].heard()
 
     response = client.post(f"/api/tasks/{task['id']}/messages", json={"message": "answer", "replyTo": first["id"]},
                            headers=alice.headers)
 
-    [(event, payload)] = room["alice"].received()
+    [(event, payload)] = room["alice"].heard()
     assert payload["message"]["replyTo"] == first["id"] == response.get_json()["replyTo"]
 
 
@@ -339,10 +301,10 @@ def test_a_refused_rest_message_sends_nothing(room, client, alice, carol, task, 
     if who == "viewer":
         add_member(alice, task, carol, "viewer")
         for c in room.values():
-            c.received()
+            c.heard()
     user = alice if who == "owner" else carol
 
     response = client.post(f"/api/tasks/{task['id']}/messages", json=body, headers=user.headers)
 
     assert response.status_code == status, response.get_json()
-    assert room["alice"].received() == [] and room["bob"].received() == []
+    assert room["alice"].heard() == [] and room["bob"].heard() == []

@@ -8,7 +8,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 
 from app.extensions import db, socketio
 from app.models import User as UserRow
-from conftest import events
+from toolkit.sockets import events
 
 NAMESPACES = ["/tasks", "/"]
 

@@ -7,53 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import drain, emit, events, join, send
+from toolkit.sockets import NS, assert_refused, drain, emit, events, join, send, sent
 
-NS = "/tasks"
 CATCH_UP_LIMIT = 200
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-def sent(sock, task_id, text, ns=NS, **extra) -> dict:
-    """The message of a send that must succeed."""
-    ack = send(sock, task_id, text, ns=ns, **extra)
-    assert ack["ok"] is True, ack
-    return ack["data"]
-
-
-def rest_send(client, user, task_id, text, **extra) -> dict:
-    response = client.post(f"/api/tasks/{task_id}/messages", json={"message": text, **extra}, headers=user.headers)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def server_list(client, user, task_id) -> list[dict]:
-    """Every message the server holds for the task, oldest first, paged with ?after=."""
-    items, after = [], 0
-    while True:
-        response = client.get(f"/api/tasks/{task_id}/messages", query_string={"after": after, "limit": 100},
-                              headers=user.headers)
-        assert response.status_code == 200, response.get_json()
-        body = response.get_json()
-        items += body["items"]
-        if not body["hasMore"]:
-            return items
-        after = items[-1]["id"]
-
-
-def by_id(client, user, task_id) -> dict[int, dict]:
-    return {m["id"]: m for m in server_list(client, user, task_id)}
-
-
 def catch_up(sock, task_id, last_message_id, ns=NS) -> dict:
     return join(sock, {"taskId": task_id, "lastMessageId": last_message_id}, ns=ns)["data"]
-
-
-def assert_refused(sock, ack, code, ns=NS):
-    assert ack["ok"] is False, ack
-    assert ack["error"]["code"] == code, ack
-    [event] = events(sock, "error", ns)
-    assert event["code"] == code
 
 
 @pytest.fixture
@@ -62,19 +23,8 @@ def eve_id(register) -> int:
     return register("Eve", "Stranger").id
 
 
-@pytest.fixture
-def room(socket, alice, bob, carol, task, add_member):
-    """Alice, Bob and Carol (a commenter) each with one socket in the task's room."""
-    add_member(alice, task, carol, "commenter")
-    socks = {user.first_name: socket(user) for user in (alice, bob, carol)}
-    for sock in socks.values():
-        join(sock, task["id"])
-    drain(*socks.values())
-    return socks
-
-
 # ---- idempotent send -------------------------------------------------------------------------
-def test_a_retry_with_the_same_client_id_acks_the_first_message_as_a_duplicate(room, client, alice, task):
+def test_a_retry_with_the_same_client_id_acks_the_first_message_as_a_duplicate(room, alice, task, chat):
     first = send(room["Bob"], task["id"], "once only", clientId="bob-1")
     retry = send(room["Bob"], task["id"], "once only", clientId="bob-1")
 
@@ -83,22 +33,22 @@ def test_a_retry_with_the_same_client_id_acks_the_first_message_as_a_duplicate(r
     assert {**retry["data"], "duplicate": False} == first["data"]
     assert first["data"]["clientId"] == "bob-1"
     # One row, one broadcast to each client in the room (the sender's included).
-    assert [m["id"] for m in server_list(client, alice, task["id"])] == [first["data"]["id"]]
+    assert [m["id"] for m in chat.whole_history(task, alice)] == [first["data"]["id"]]
     for name in ("Alice", "Bob", "Carol"):
         assert [e["message"]["id"] for e in events(room[name], "new_message")] == [first["data"]["id"]], name
 
 
-def test_a_retry_answers_the_first_message_even_if_the_text_differs(room, client, alice, task):
+def test_a_retry_answers_the_first_message_even_if_the_text_differs(room, alice, task, chat):
     """The clientId names the message: a retry cannot overwrite it."""
     first = sent(room["Bob"], task["id"], "original", clientId="bob-2")
     retry = sent(room["Bob"], task["id"], "changed on retry", clientId="bob-2")
 
     assert (retry["id"], retry["message"], retry["duplicate"]) == (first["id"], "original", True)
-    assert [m["message"] for m in server_list(client, alice, task["id"])] == ["original"]
+    assert [m["message"] for m in chat.whole_history(task, alice)] == ["original"]
 
 
 @pytest.mark.parametrize("retry_ns", ["/tasks", "/"])
-def test_a_retry_from_a_new_socket_after_the_first_one_dropped(room, socket, client, alice, bob, task, retry_ns):
+def test_a_retry_from_a_new_socket_after_the_first_one_dropped(room, socket, alice, bob, task, retry_ns, chat):
     """The ack was lost with the connection; the client retries from a new socket."""
     dropping = socket(bob)
     first = sent(dropping, task["id"], "sent before the drop", clientId="flaky-1")
@@ -108,12 +58,12 @@ def test_a_retry_from_a_new_socket_after_the_first_one_dropped(room, socket, cli
     retry = sent(again, task["id"], "sent before the drop", ns=retry_ns, clientId="flaky-1")
 
     assert retry["duplicate"] is True and retry["id"] == first["id"]
-    assert [m["id"] for m in server_list(client, alice, task["id"])] == [first["id"]]
+    assert [m["id"] for m in chat.whole_history(task, alice)] == [first["id"]]
     for name in ("Alice", "Carol"):
         assert [e["message"]["id"] for e in events(room[name], "new_message")] == [first["id"]], name
 
 
-def test_a_rest_retry_of_a_socket_send_is_a_200_duplicate(room, client, alice, bob, task):
+def test_a_rest_retry_of_a_socket_send_is_a_200_duplicate(room, client, alice, bob, task, chat):
     first = sent(room["Bob"], task["id"], "by socket", clientId="mixed-1")
 
     response = client.post(f"/api/tasks/{task['id']}/messages",
@@ -121,20 +71,19 @@ def test_a_rest_retry_of_a_socket_send_is_a_200_duplicate(room, client, alice, b
 
     assert response.status_code == 200
     assert response.get_json()["id"] == first["id"] and response.get_json()["duplicate"] is True
-    assert len(server_list(client, alice, task["id"])) == 1
+    assert len(chat.whole_history(task, alice)) == 1
     assert len(events(room["Alice"], "new_message")) == 1
 
 
-def test_client_ids_are_per_user(room, client, alice, task):
+def test_client_ids_are_per_user(room, alice, task, chat):
     from_bob = sent(room["Bob"], task["id"], "Bob's", clientId="same")
     from_carol = sent(room["Carol"], task["id"], "Carol's", clientId="same")
 
     assert from_carol["duplicate"] is False and from_carol["id"] != from_bob["id"]
-    assert [m["message"] for m in server_list(client, alice, task["id"])] == ["Bob's", "Carol's"]
+    assert [m["message"] for m in chat.whole_history(task, alice)] == ["Bob's", "Carol's"]
 
 
-def test_a_client_id_reused_for_another_task_is_refused(room, socket, client, alice, bob, make_task, add_member,
-                                                        task):
+def test_a_client_id_reused_for_another_task_is_refused(room, socket, alice, bob, make_task, add_member, task, chat):
     other = make_task(alice, "Other task")
     add_member(alice, other, bob, "editor")
     watcher = socket(alice)
@@ -146,14 +95,14 @@ def test_a_client_id_reused_for_another_task_is_refused(room, socket, client, al
     ack = send(room["Bob"], other["id"], "in the other task", clientId="reused")
 
     assert_refused(room["Bob"], ack, "client_id_reused")
-    assert server_list(client, alice, other["id"]) == []
+    assert chat.whole_history(other["id"], alice) == []
     assert watcher.get_received(NS) == []
     # The first message is untouched, and still answers its own retries.
     assert sent(room["Bob"], task["id"], "in the first task", clientId="reused")["id"] == first["id"]
-    assert len(server_list(client, alice, task["id"])) == 1
+    assert len(chat.whole_history(task, alice)) == 1
 
 
-def test_a_retry_after_the_message_was_deleted_acks_the_tombstone(room, client, alice, task):
+def test_a_retry_after_the_message_was_deleted_acks_the_tombstone(room, alice, task, chat):
     """The message existed: a late retry must not bring it back as a new one."""
     first = sent(room["Bob"], task["id"], "regretted", clientId="gone-1")
     emit(room["Bob"], "delete_message", {"messageId": first["id"]})
@@ -163,11 +112,11 @@ def test_a_retry_after_the_message_was_deleted_acks_the_tombstone(room, client, 
     retry = sent(room["Bob"], task["id"], "regretted", clientId="gone-1")
 
     assert (retry["id"], retry["duplicate"], retry["deleted"], retry["message"]) == (first["id"], True, True, None)
-    assert [m["id"] for m in server_list(client, alice, task["id"])] == [first["id"]]
+    assert [m["id"] for m in chat.whole_history(task, alice)] == [first["id"]]
     assert room["Alice"].get_received(NS) == []
 
 
-def test_a_refused_send_does_not_use_up_its_client_id(room, client, alice, eve_id, task):
+def test_a_refused_send_does_not_use_up_its_client_id(room, alice, eve_id, task, chat):
     """Nothing was stored, so the corrected retry with the same clientId is the first message."""
     refused = send(room["Bob"], task["id"], "hello @stranger", clientId="fix-1", mentions=[eve_id])
     assert_refused(room["Bob"], refused, "validation_error")
@@ -175,16 +124,16 @@ def test_a_refused_send_does_not_use_up_its_client_id(room, client, alice, eve_i
     fixed = sent(room["Bob"], task["id"], "hello", clientId="fix-1")
 
     assert fixed["duplicate"] is False
-    assert [m["message"] for m in server_list(client, alice, task["id"])] == ["hello"]
+    assert [m["message"] for m in chat.whole_history(task, alice)] == ["hello"]
 
 
 @pytest.mark.parametrize("client_id", ["", "   ", "x" * 65, "tab\there", "new\nline", "del\x7f", 42, ["a"], True],
                          ids=["empty", "blank", "65 chars", "tab", "newline", "DEL", "a number", "a list", "a bool"])
-def test_a_malformed_client_id_is_a_validation_error(room, client, alice, task, client_id):
+def test_a_malformed_client_id_is_a_validation_error(room, alice, task, client_id, chat):
     ack = send(room["Bob"], task["id"], "hi", clientId=client_id)
 
     assert_refused(room["Bob"], ack, "validation_error")
-    assert server_list(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
     assert room["Alice"].get_received(NS) == []
 
 
@@ -193,28 +142,28 @@ def test_a_64_character_client_id_is_accepted(room, task):
 
 
 # ---- catch-up on join ------------------------------------------------------------------------
-def test_without_last_message_id_the_catch_up_is_empty(socket, client, alice, bob, task):
+def test_without_last_message_id_the_catch_up_is_empty(socket, alice, bob, task, chat):
     for text in ("one", "two"):
-        rest_send(client, alice, task["id"], text)
+        chat.sent(task, alice, text)
 
     data = join(socket(bob), task["id"])["data"]
 
     assert (data["missed"], data["hasMore"], data["updated"], data["updatedHasMore"]) == ([], False, [], False)
 
 
-def test_the_messages_after_last_message_id_come_oldest_first(socket, client, alice, bob, task):
-    ids = [rest_send(client, alice, task["id"], f"m{i}")["id"] for i in range(5)]
+def test_the_messages_after_last_message_id_come_oldest_first(socket, alice, bob, task, chat):
+    ids = [chat.sent(task, alice, f"m{i}")["id"] for i in range(5)]
 
     data = catch_up(socket(bob), task["id"], ids[1])
 
     assert [m["id"] for m in data["missed"]] == ids[2:]
     assert data["hasMore"] is False
     # Each is the message as the server holds it.
-    assert data["missed"] == [by_id(client, bob, task["id"])[i] for i in ids[2:]]
+    assert data["missed"] == [chat.by_id(task, bob)[i] for i in ids[2:]]
 
 
-def test_last_message_id_zero_catches_up_everything_tombstones_included(socket, client, alice, bob, task):
-    ids = [rest_send(client, alice, task["id"], f"m{i}")["id"] for i in range(3)]
+def test_last_message_id_zero_catches_up_everything_tombstones_included(socket, client, alice, bob, task, chat):
+    ids = [chat.sent(task, alice, f"m{i}")["id"] for i in range(3)]
     client.delete(f"/api/tasks/{task['id']}/messages/{ids[1]}", headers=alice.headers)
 
     data = catch_up(socket(bob), task["id"], 0)
@@ -224,15 +173,15 @@ def test_last_message_id_zero_catches_up_everything_tombstones_included(socket, 
     assert (data["hasMore"], data["updated"]) == (False, [])
 
 
-def test_a_last_message_id_past_the_newest_misses_nothing(socket, client, alice, bob, task):
-    newest = rest_send(client, alice, task["id"], "latest")["id"]
+def test_a_last_message_id_past_the_newest_misses_nothing(socket, alice, bob, task, chat):
+    newest = chat.sent(task, alice, "latest")["id"]
     data = catch_up(socket(bob), task["id"], newest + 1000)
     assert (data["missed"], data["hasMore"]) == ([], False)
 
 
-def test_more_than_200_missed_gives_200_and_has_more_then_rest_pages_the_rest(socket, client, alice, bob, task):
-    last_seen = rest_send(client, alice, task["id"], "seen")["id"]
-    ids = [rest_send(client, alice, task["id"], f"missed {i}")["id"] for i in range(CATCH_UP_LIMIT + 30)]
+def test_more_than_200_missed_gives_200_and_has_more_then_rest_pages_the_rest(socket, client, alice, bob, task, chat):
+    last_seen = chat.sent(task, alice, "seen")["id"]
+    ids = [chat.sent(task, alice, f"missed {i}")["id"] for i in range(CATCH_UP_LIMIT + 30)]
 
     data = catch_up(socket(bob), task["id"], last_seen)
 
@@ -250,17 +199,17 @@ def test_more_than_200_missed_gives_200_and_has_more_then_rest_pages_the_rest(so
     assert rest == ids[CATCH_UP_LIMIT:]
 
 
-def test_exactly_200_missed_has_no_more(socket, client, alice, bob, task):
-    last_seen = rest_send(client, alice, task["id"], "seen")["id"]
+def test_exactly_200_missed_has_no_more(socket, alice, bob, task, chat):
+    last_seen = chat.sent(task, alice, "seen")["id"]
     for i in range(CATCH_UP_LIMIT):
-        rest_send(client, alice, task["id"], f"missed {i}")
+        chat.sent(task, alice, f"missed {i}")
 
     data = catch_up(socket(bob), task["id"], last_seen)
 
     assert (len(data["missed"]), data["hasMore"]) == (CATCH_UP_LIMIT, False)
 
 
-def test_changes_to_older_messages_after_last_message_id_come_as_updated(room, socket, client, alice, bob, task):
+def test_changes_to_older_messages_after_last_message_id_come_as_updated(room, socket, client, alice, bob, task, chat):
     url = f"/api/tasks/{task['id']}/messages"
     m1, m2, m3, m4 = (sent(room["Alice"], task["id"], f"m{i}")["id"] for i in range(1, 5))
     # Changed before the client's newest message was stored: the client already has this state.
@@ -277,7 +226,7 @@ def test_changes_to_older_messages_after_last_message_id_come_as_updated(room, s
     assert [m["id"] for m in data["missed"]] == [m6]
     assert [m["id"] for m in data["updated"]] == [m2, m3, m4]
     assert data["updatedHasMore"] is False
-    current = by_id(client, bob, task["id"])  # as Bob sees it, `me` included
+    current = chat.by_id(task, bob)  # as Bob sees it, `me` included
     assert data["updated"] == [current[m2], current[m3], current[m4]]
     edited, reacted, tombstone = data["updated"]
     assert (edited["message"], edited["editedAt"] is not None) == ("m2 edited late", True)
@@ -286,8 +235,8 @@ def test_changes_to_older_messages_after_last_message_id_come_as_updated(room, s
 
 
 @pytest.mark.parametrize("settings", [{"RATE_LIMIT_MESSAGES": "1000/minute"}])  # 210 reactions by one user
-def test_more_than_200_changed_older_messages_give_200_and_updated_has_more(socket, client, alice, bob, task):
-    ids = [rest_send(client, alice, task["id"], f"old {i}")["id"] for i in range(CATCH_UP_LIMIT + 5)]
+def test_more_than_200_changed_older_messages_give_200_and_updated_has_more(socket, alice, bob, task, chat):
+    ids = [chat.sent(task, alice, f"old {i}")["id"] for i in range(CATCH_UP_LIMIT + 5)]
     reactor = socket(alice)
     for message_id in ids:
         assert emit(reactor, "add_reaction", {"messageId": message_id, "emoji": "✔"})["ok"] is True
@@ -328,9 +277,9 @@ def test_a_malformed_last_message_id_is_a_validation_error(room, socket, bob, ta
 
 
 @pytest.mark.parametrize("last_message_id", [None, "digits"], ids=["null", "a digit string"])
-def test_a_null_or_digit_string_last_message_id_is_accepted(socket, client, alice, bob, task, last_message_id):
-    first = rest_send(client, alice, task["id"], "first")["id"]
-    second = rest_send(client, alice, task["id"], "second")["id"]
+def test_a_null_or_digit_string_last_message_id_is_accepted(socket, alice, bob, task, last_message_id, chat):
+    first = chat.sent(task, alice, "first")["id"]
+    second = chat.sent(task, alice, "second")["id"]
     sent_value = str(first) if last_message_id == "digits" else None
 
     data = catch_up(socket(bob), task["id"], sent_value)
@@ -339,7 +288,7 @@ def test_a_null_or_digit_string_last_message_id_is_accepted(socket, client, alic
 
 
 # ---- order and the client's copy -------------------------------------------------------------
-def test_previous_id_chains_the_messages_of_each_task(socket, client, alice, bob, make_task, add_member, task):
+def test_previous_id_chains_the_messages_of_each_task(socket, alice, bob, make_task, add_member, task, chat):
     other = make_task(alice, "Other")
     add_member(alice, other, bob, "commenter")
     watcher = socket(alice)
@@ -352,10 +301,10 @@ def test_previous_id_chains_the_messages_of_each_task(socket, client, alice, bob
     for i in range(4):
         for task_id in (task["id"], other["id"]):
             acked[task_id].append(sent(sock, task_id, f"socket {i}"))
-            acked[task_id].append(rest_send(client, alice, task_id, f"rest {i}"))
+            acked[task_id].append(chat.sent(task_id, alice, f"rest {i}"))
 
     for task_id, messages in acked.items():
-        stored = server_list(client, alice, task_id)
+        stored = chat.whole_history(task_id, alice)
         assert [m["id"] for m in stored] == [m["id"] for m in messages]
         expected = [None] + [m["id"] for m in messages[:-1]]
         assert [m["previousId"] for m in messages] == expected, "in the acks"
@@ -428,10 +377,10 @@ def comparable(message: dict) -> dict:
     }
 
 
-def test_a_client_applying_events_and_the_catch_up_ends_with_the_servers_list(room, socket, client, alice, bob,
-                                                                               carol, task):
+def test_a_client_applying_events_and_the_catch_up_ends_with_the_servers_list(
+        room, socket, client, alice, bob, carol, task, chat):
     url = f"/api/tasks/{task['id']}/messages"
-    early = [rest_send(client, alice, task["id"], f"before Carol {i}")["id"] for i in range(3)]
+    early = [chat.sent(task, alice, f"before Carol {i}")["id"] for i in range(3)]
     room["Carol"].disconnect(NS)
     replica = Replica()
     carol_sock = socket(carol)
@@ -464,7 +413,7 @@ def test_a_client_applying_events_and_the_catch_up_ends_with_the_servers_list(ro
     replica.apply_catch_up(data)
     replica.apply(back.get_received(NS))
 
-    assert replica.as_list() == [comparable(m) for m in server_list(client, carol, task["id"])]
+    assert replica.as_list() == [comparable(m) for m in chat.whole_history(task, carol)]
 
 
 def test_every_change_raises_the_version_so_the_newer_state_wins(room, task):

@@ -4,48 +4,15 @@ refused, and that a repeat changes and announces nothing.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from conftest import emit, events, join, mentions_only, with_added_notices_read
+from toolkit.notices import mentions_only
+from toolkit.sockets import Peer, fill, join
 
-
-@dataclass
-class Peer:
-    """One socket and the namespace it is connected to."""
-
-    sock: Any
-    ns: str
-
-    def emit(self, event: str, *args) -> dict:
-        return emit(self.sock, event, *args, ns=self.ns)
-
-    def ok(self, event: str, payload: dict) -> dict:
-        ack = self.emit(event, payload)
-        assert ack["ok"] is True, ack
-        return ack["data"]
-
-    def events(self, name: str) -> list:
-        return events(self.sock, name, self.ns)
-
-    def received(self) -> list:
-        return self.sock.get_received(self.ns)
-
-    def refused(self, ack: dict, code: str) -> None:
-        """The failure ack, and the same error as an `error` event to this socket only."""
-        assert ack["ok"] is False, ack
-        assert ack["error"]["code"] == code, ack
-        assert [(e["name"], e["args"][0]["code"]) for e in self.received()] == [("error", code)]
-
-
-def stored(client, user, task_id) -> dict[int, dict]:
-    response = client.get(f"/api/tasks/{task_id}/messages", query_string={"after": 0, "limit": 100},
-                          headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return {m["id"]: m for m in response.get_json()["items"]}
+# The users that add_member adds have read the notice of it: the notifications here are mentions.
+pytestmark = pytest.mark.added_notices_read
 
 
 def quiet(*peers: Peer) -> None:
@@ -65,40 +32,19 @@ def eve(register):
 
 
 @pytest.fixture
-def add_member(add_member, client):
-    """conftest's, after which the added user has read the notice that they were added
-    (test_security_directory.py tests it): the notifications here are mentions."""
-    return with_added_notices_read(add_member, client)
-
-
-@pytest.fixture
-def room(socket, alice, bob, carol, dan, task, add_member) -> dict[str, Peer]:
+def room(room_of, alice, bob, carol, dan, task, add_member) -> dict[str, Peer]:
     """Alice (owner, on "/"), Bob (editor, "/tasks"), Carol (commenter, "/tasks") and Dan
     (viewer, "/"), each with a socket in the task's room."""
     add_member(alice, task, carol, "commenter")
     add_member(alice, task, dan, "viewer")
-    peers = {
-        "Alice": Peer(socket(alice, namespace="/"), "/"),
-        "Bob": Peer(socket(bob), "/tasks"),
-        "Carol": Peer(socket(carol), "/tasks"),
-        "Dan": Peer(socket(dan, namespace="/"), "/"),
-    }
-    for peer in peers.values():
-        join(peer.sock, task["id"], ns=peer.ns)
-    for peer in peers.values():
-        peer.received()
-    return peers
-
-
-def say(peer: Peer, task_id: int, text: str, **extra) -> dict:
-    """A message sent, and its `new_message` drained from everyone's queue by the caller."""
-    return peer.ok("send_message", {"taskId": task_id, "message": text, **extra})
+    peers = room_of((alice, "/"), bob, carol, (dan, "/"))
+    return dict(zip(("Alice", "Bob", "Carol", "Dan"), peers))
 
 
 @pytest.fixture
 def bobs(room, task) -> dict:
     """A message by Bob, announced and drained."""
-    message = say(room["Bob"], task["id"], "Bob's draft")
+    message = room["Bob"].sent(task["id"], "Bob's draft")
     for peer in room.values():
         peer.received()
     return message
@@ -109,7 +55,7 @@ def everyone(room) -> list[Peer]:
 
 
 # ---- edit_message ----------------------------------------------------------------------------
-def test_the_author_edits_and_the_room_gets_message_updated(room, client, alice, task, bobs):
+def test_the_author_edits_and_the_room_gets_message_updated(room, alice, task, bobs, chat):
     edited = room["Bob"].ok("edit_message", {"messageId": bobs["id"], "message": "  Bob's final  "})
 
     assert (edited["id"], edited["message"]) == (bobs["id"], "Bob's final")
@@ -120,20 +66,20 @@ def test_the_author_edits_and_the_room_gets_message_updated(room, client, alice,
         assert peer.received() == [
             {"name": "message_updated", "args": [{"taskId": task["id"], "message": edited}], "namespace": peer.ns}
         ], name
-    assert stored(client, alice, task["id"])[bobs["id"]] == edited
+    assert chat.by_id(task, alice)[bobs["id"]] == edited
 
 
 @pytest.mark.parametrize("editor", ["Alice", "Carol"], ids=["the owner", "another commenter"])
-def test_only_the_author_may_edit(room, client, alice, task, bobs, editor):
+def test_only_the_author_may_edit(room, alice, task, bobs, editor, chat):
     ack = room[editor].emit("edit_message", {"messageId": bobs["id"], "message": "not yours"})
 
     room[editor].refused(ack, "forbidden")
     quiet(*(p for n, p in room.items() if n != editor))
-    assert stored(client, alice, task["id"])[bobs["id"]]["message"] == "Bob's draft"
+    assert chat.by_id(task, alice)[bobs["id"]]["message"] == "Bob's draft"
 
 
-def test_an_author_demoted_to_viewer_may_no_longer_edit(room, client, alice, carol, task):
-    mine = say(room["Carol"], task["id"], "Carol's words")
+def test_an_author_demoted_to_viewer_may_no_longer_edit(room, client, alice, carol, task, chat):
+    mine = room["Carol"].sent(task["id"], "Carol's words")
     client.patch(f"/api/tasks/{task['id']}/members/{carol.id}", json={"role": "viewer"}, headers=alice.headers)
     for peer in everyone(room):
         peer.received()
@@ -142,7 +88,7 @@ def test_an_author_demoted_to_viewer_may_no_longer_edit(room, client, alice, car
 
     room["Carol"].refused(ack, "forbidden")
     quiet(room["Alice"], room["Bob"], room["Dan"])
-    assert stored(client, alice, task["id"])[mine["id"]]["message"] == "Carol's words"
+    assert chat.by_id(task, alice)[mine["id"]]["message"] == "Carol's words"
 
 
 def test_the_same_text_again_changes_and_announces_nothing(room, bobs):
@@ -168,7 +114,7 @@ def test_a_deleted_message_cannot_be_edited(room, bobs):
 
 
 # ---- delete_message --------------------------------------------------------------------------
-def test_the_author_deletes_and_the_room_gets_message_deleted(room, client, alice, bob, task, bobs):
+def test_the_author_deletes_and_the_room_gets_message_deleted(room, alice, bob, task, bobs, chat):
     tombstone = room["Bob"].ok("delete_message", {"messageId": bobs["id"]})
 
     assert (tombstone["id"], tombstone["deleted"], tombstone["message"]) == (bobs["id"], True, None)
@@ -179,7 +125,7 @@ def test_the_author_deletes_and_the_room_gets_message_deleted(room, client, alic
                 "message": tombstone}
     for name, peer in room.items():
         assert peer.received() == [{"name": "message_deleted", "args": [expected], "namespace": peer.ns}], name
-    assert stored(client, alice, task["id"])[bobs["id"]] == tombstone
+    assert chat.by_id(task, alice)[bobs["id"]] == tombstone
 
 
 def test_the_owner_may_delete_anyones_message(room, alice, bobs):
@@ -193,8 +139,8 @@ def test_the_owner_may_delete_anyones_message(room, alice, bobs):
 
 @pytest.mark.parametrize("deleter, author", [("Carol", "Bob"), ("Bob", "Carol"), ("Dan", "Bob")],
                          ids=["a commenter", "an editor", "a viewer"])
-def test_others_may_not_delete_someone_elses_message(room, client, alice, task, deleter, author):
-    message = say(room[author], task["id"], "mine")
+def test_others_may_not_delete_someone_elses_message(room, alice, task, deleter, author, chat):
+    message = room[author].sent(task["id"], "mine")
     for peer in everyone(room):
         peer.received()
 
@@ -202,7 +148,7 @@ def test_others_may_not_delete_someone_elses_message(room, client, alice, task, 
 
     room[deleter].refused(ack, "forbidden")
     quiet(*(p for n, p in room.items() if n != deleter))
-    assert stored(client, alice, task["id"])[message["id"]]["deleted"] is False
+    assert chat.by_id(task, alice)[message["id"]]["deleted"] is False
 
 
 def test_deleting_again_answers_the_tombstone_and_announces_nothing(room, bobs):
@@ -232,7 +178,7 @@ def test_a_reaction_is_announced_without_me_and_acked_with_me(room, carol, task,
         assert peer.received() == [{"name": "reaction_updated", "args": [expected], "namespace": peer.ns}], name
 
 
-def test_me_is_relative_to_whoever_asks(room, client, alice, bob, carol, task, bobs):
+def test_me_is_relative_to_whoever_asks(room, alice, bob, carol, task, bobs, chat):
     room["Carol"].ok("add_reaction", {"messageId": bobs["id"], "emoji": "👍"})
     by_bob = room["Bob"].ok("add_reaction", {"messageId": bobs["id"], "emoji": "👍"})
     by_alice = room["Alice"].ok("add_reaction", {"messageId": bobs["id"], "emoji": "🎉"})
@@ -246,7 +192,7 @@ def test_me_is_relative_to_whoever_asks(room, client, alice, bob, carol, task, b
     last = room["Dan"].events("reaction_updated")[-1]
     assert last["reactions"] == [{"emoji": "👍", "count": 2, "userIds": [carol.id, bob.id]},
                                  {"emoji": "🎉", "count": 1, "userIds": [alice.id]}]
-    assert [r["me"] for r in stored(client, carol, task["id"])[bobs["id"]]["reactions"]] == [True, False]
+    assert [r["me"] for r in chat.by_id(task, carol)[bobs["id"]]["reactions"]] == [True, False]
 
 
 def test_reactions_are_idempotent_both_ways(room, carol, bobs):
@@ -284,7 +230,7 @@ def test_broadcasts_of_a_reacted_message_leave_me_out(room, carol, bobs):
 
 
 @pytest.mark.parametrize("emoji", ["/", "a/b", "a//b", "%2F", "%", "?", "#", " a", "../x"])
-def test_any_emoji_added_on_one_door_is_removed_on_the_other(room, client, carol, task, bobs, emoji):
+def test_any_emoji_added_on_one_door_is_removed_on_the_other(room, client, carol, task, bobs, emoji, chat):
     """A reaction added over Socket.IO is removed over REST (the emoji percent-encoded in
     the path), and one added over REST is removed over Socket.IO."""
     ref = {"messageId": bobs["id"], "emoji": emoji}
@@ -297,26 +243,26 @@ def test_any_emoji_added_on_one_door_is_removed_on_the_other(room, client, carol
 
     assert client.post(url, json={"emoji": emoji}, headers=carol.headers).status_code == 200
     assert room["Carol"].ok("remove_reaction", ref)["reactions"] == []
-    assert stored(client, carol, task["id"])[bobs["id"]]["reactions"] == []
+    assert chat.by_id(task, carol)[bobs["id"]]["reactions"] == []
 
 
 @pytest.mark.parametrize("emoji", [".", ".."])
-def test_an_emoji_no_url_can_name_is_refused_over_socket_too(room, client, alice, task, bobs, emoji):
+def test_an_emoji_no_url_can_name_is_refused_over_socket_too(room, alice, task, bobs, emoji, chat):
     ack = room["Carol"].emit("add_reaction", {"messageId": bobs["id"], "emoji": emoji})
 
     room["Carol"].refused(ack, "validation_error")
     assert "emoji" in ack["error"]["details"]
     quiet(room["Alice"], room["Bob"], room["Dan"])
-    assert stored(client, alice, task["id"])[bobs["id"]]["reactions"] == []
+    assert chat.by_id(task, alice)[bobs["id"]]["reactions"] == []
 
 
 @pytest.mark.parametrize("event", ["add_reaction", "remove_reaction"])
-def test_a_viewer_may_not_react(room, client, alice, task, bobs, event):
+def test_a_viewer_may_not_react(room, alice, task, bobs, event, chat):
     ack = room["Dan"].emit(event, {"messageId": bobs["id"], "emoji": "👍"})
 
     room["Dan"].refused(ack, "forbidden")
     quiet(room["Alice"], room["Bob"], room["Carol"])
-    assert stored(client, alice, task["id"])[bobs["id"]]["reactions"] == []
+    assert chat.by_id(task, alice)[bobs["id"]]["reactions"] == []
 
 
 @pytest.mark.parametrize("event", ["add_reaction", "remove_reaction"])
@@ -342,28 +288,28 @@ MESSAGE_EVENTS = {
 
 @pytest.mark.parametrize("which", ["another task's message", "no such message"])
 @pytest.mark.parametrize("event", MESSAGE_EVENTS)
-def test_a_message_of_a_task_the_user_is_not_in_is_not_found(room, socket, client, alice, eve, make_task, task,
-                                                             bobs, event, which):
+def test_a_message_of_a_task_the_user_is_not_in_is_not_found(
+        room, socket, alice, eve, make_task, task, bobs, event, which, chat):
     """Not `forbidden`: a stranger learns nothing, not even that the message exists."""
     stranger = Peer(socket(eve), "/tasks")
     join(stranger.sock, make_task(eve, "Eve's own")["id"])  # a member of something, just not this
     stranger.received()
     message_id = bobs["id"] if which == "another task's message" else bobs["id"] + 10_000
-    before = stored(client, alice, task["id"])[bobs["id"]]
+    before = chat.by_id(task, alice)[bobs["id"]]
 
     ack = stranger.emit(event, {"messageId": message_id, **MESSAGE_EVENTS[event]})
 
     stranger.refused(ack, "not_found")
     assert ack["error"]["message"] == "Message not found"
     quiet(*everyone(room))
-    assert stored(client, alice, task["id"])[bobs["id"]] == before
+    assert chat.by_id(task, alice)[bobs["id"]] == before
 
 
 # ---- mark_read -------------------------------------------------------------------------------
 @pytest.fixture
 def three_unread(room, task) -> list[int]:
     """Three messages by Alice, unread by the others."""
-    ids = [say(room["Alice"], task["id"], f"news {i}")["id"] for i in range(3)]
+    ids = [room["Alice"].sent(task["id"], f"news {i}")["id"] for i in range(3)]
     for peer in everyone(room):
         peer.received()
     return ids
@@ -394,7 +340,7 @@ def test_the_read_mark_only_moves_forward(room, socket, bob, task, three_unread)
 
 def test_the_join_ack_counts_what_is_unread(room, socket, bob, task, three_unread):
     room["Bob"].ok("mark_read", {"taskId": task["id"], "messageId": three_unread[0]})
-    say(room["Bob"], task["id"], "my own message is never unread to me")
+    room["Bob"].sent(task["id"], "my own message is never unread to me")
 
     assert join(socket(bob), task["id"])["data"]["unreadCount"] == 2
 
@@ -418,7 +364,7 @@ def test_a_rest_mark_read_tells_every_socket_of_the_user(room, socket, client, b
 
 def test_marking_a_message_of_another_task_is_a_validation_error(room, socket, alice, make_task, task):
     elsewhere = socket(alice)
-    other_id = say(Peer(elsewhere, "/tasks"), make_task(alice, "Other")["id"], "over there")["id"]
+    other_id = Peer(elsewhere, "/tasks").sent(make_task(alice, "Other")["id"], "over there")["id"]
 
     ack = room["Bob"].emit("mark_read", {"taskId": task["id"], "messageId": other_id})
 
@@ -435,7 +381,7 @@ def test_a_mention_reaches_every_socket_of_the_mentioned_users(room, socket, cli
     # Bob's room socket (/tasks), plus one on /tasks and one on / that never joined the task.
     bobs_peers = [room["Bob"], Peer(socket(bob), "/tasks"), Peer(socket(bob, namespace="/"), "/")]
 
-    message = say(room["Alice"], task["id"], "@Bob @Dan please look", mentions=[bob.id, dan.id])
+    message = room["Alice"].sent(task["id"], "@Bob @Dan please look", mentions=[bob.id, dan.id])
 
     assert message["mentions"] == [bob.id, dan.id]
     bob_notes = [peer.events("task_notification") for peer in bobs_peers]
@@ -457,14 +403,14 @@ def test_a_mention_reaches_every_socket_of_the_mentioned_users(room, socket, cli
 
 
 def test_mentioning_yourself_or_twice_notifies_once_and_not_you(room, alice, bob, task):
-    message = say(room["Alice"], task["id"], "note to self and Bob", mentions=[alice.id, bob.id, bob.id])
+    message = room["Alice"].sent(task["id"], "note to self and Bob", mentions=[alice.id, bob.id, bob.id])
 
     assert message["mentions"] == [alice.id, bob.id]
     assert len(room["Bob"].events("task_notification")) == 1
     assert room["Alice"].events("task_notification") == []
 
 
-def test_mentioning_a_non_member_is_refused_and_nothing_is_stored(room, socket, client, alice, bob, eve, task):
+def test_mentioning_a_non_member_is_refused_and_nothing_is_stored(room, socket, client, alice, bob, eve, task, chat):
     idle_bob = Peer(socket(bob, namespace="/"), "/")
     eves = Peer(socket(eve), "/tasks")
 
@@ -472,7 +418,7 @@ def test_mentioning_a_non_member_is_refused_and_nothing_is_stored(room, socket, 
 
     room["Alice"].refused(ack, "validation_error")
     quiet(room["Bob"], room["Carol"], room["Dan"], idle_bob, eves)
-    assert stored(client, alice, task["id"]) == {}
+    assert chat.by_id(task, alice) == {}
     assert mentions_only(client.get("/api/notifications", headers=bob.headers).get_json())["items"] == []
 
 
@@ -533,27 +479,15 @@ CASES = [(event, args) for event, table in MALFORMED.items() for args in table.v
 CASE_IDS = [f"{event}: {name}" for event, table in MALFORMED.items() for name in table]
 
 
-def _fill(value, message_id: int, task_id: int):
-    if value is MSG:
-        return message_id
-    if value is TASK:
-        return task_id
-    if isinstance(value, list):
-        return [_fill(v, message_id, task_id) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, message_id, task_id) for k, v in value.items()}
-    return value
-
-
 @pytest.mark.parametrize("event, args", CASES, ids=CASE_IDS)
-def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(room, client, alice, task, bobs,
-                                                                                event, args):
-    before = stored(client, alice, task["id"])[bobs["id"]]
+def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(
+        room, alice, task, bobs, event, args, chat):
+    before = chat.by_id(task, alice)[bobs["id"]]
 
-    ack = room["Bob"].emit(event, *(_fill(arg, bobs["id"], task["id"]) for arg in args))
+    ack = room["Bob"].emit(event, *(fill(arg, {MSG: bobs["id"], TASK: task["id"]}) for arg in args))
 
     room["Bob"].refused(ack, "validation_error")
     quiet(room["Alice"], room["Carol"], room["Dan"])
-    assert stored(client, alice, task["id"])[bobs["id"]] == before
+    assert chat.by_id(task, alice)[bobs["id"]] == before
     assert room["Bob"].sock.is_connected("/tasks")
-    assert room["Bob"].emit(event, _fill(VALID[event], bobs["id"], task["id"]))["ok"] is True
+    assert room["Bob"].emit(event, fill(VALID[event], {MSG: bobs["id"], TASK: task["id"]}))["ok"] is True

@@ -1,64 +1,25 @@
 """Socket.IO send_message: the ack, `new_message` to the whole room, refusals, and what is stored."""
 from __future__ import annotations
 
-import io
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import drain, emit, events, join, send
+from toolkit.sockets import NS, assert_refused, drain, emit, events, fill, join, send
+from toolkit.wire import MESSAGE_KEYS, without_duplicate
 
-NS = "/tasks"
 REQUIRED = "Task ID and message are required"
-MESSAGE_KEYS = {
-    "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
-    "clientId", "previousId", "version", "createdAt", "editedAt", "deleted", "deletedAt", "user",
-}
 
 
 def broadcast_form(ack_message: dict) -> dict:
     """The ack's message as the room and the history show it: without `duplicate`.
     (A message with reactions would also differ in `reactions[].me`; these have none.)"""
-    assert ack_message["duplicate"] is False and ack_message["reactions"] == [], ack_message
-    return {k: v for k, v in ack_message.items() if k != "duplicate"}
-
-
-def upload(client, user, task_id, name="plan.pdf", data=b"%PDF-1.4 plan") -> dict:
-    response = client.post(f"/api/tasks/{task_id}/attachments", data={"file": (io.BytesIO(data), name)},
-                           headers=user.headers, content_type="multipart/form-data")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def stored(client, user, task_id) -> list[dict]:
-    response = client.get(f"/api/tasks/{task_id}/messages", headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["items"]
-
-
-def assert_refused(sock, ack, code, message=None, ns=NS):
-    """The failure ack, and the same error as an `error` event to that socket."""
-    assert ack["ok"] is False, ack
-    assert ack["error"]["code"] == code, ack
-    if message is not None:
-        assert ack["error"]["message"] == message, ack
-    [event] = events(sock, "error", ns)
-    assert (event["code"], event["message"]) == (ack["error"]["code"], ack["error"]["message"])
-
-
-@pytest.fixture
-def room(socket, alice, bob, carol, task, add_member):
-    """Alice, Bob and Carol (a commenter) each with a socket in the task's room."""
-    add_member(alice, task, carol, "commenter")
-    socks = {user.first_name: socket(user) for user in (alice, bob, carol)}
-    for sock in socks.values():
-        join(sock, task["id"])
-    drain(*socks.values())
-    return socks
+    assert ack_message["reactions"] == [], ack_message
+    return without_duplicate(ack_message)
 
 
 # ---- success ---------------------------------------------------------------------------------
-def test_the_ack_is_the_stored_message(room, client, alice, bob, task):
+def test_the_ack_is_the_stored_message(room, alice, bob, task, chat):
     ack = send(room["Bob"], task["id"], "Hello team")
 
     assert ack["ok"] is True
@@ -74,7 +35,7 @@ def test_the_ack_is_the_stored_message(room, client, alice, bob, task):
     assert message["user"] == {"id": bob.id, "firstName": "Bob", "lastName": "Editor"}
     created = datetime.fromisoformat(message["createdAt"].replace("Z", "+00:00"))
     assert abs(datetime.now(timezone.utc) - created) < timedelta(seconds=30)
-    assert stored(client, alice, task["id"]) == [broadcast_form(message)]
+    assert chat.history(task, alice)["items"] == [broadcast_form(message)]
 
 
 def test_the_whole_room_gets_new_message_sender_included(room, socket, alice, bob, carol, task):
@@ -102,7 +63,7 @@ def test_a_client_outside_the_room_does_not_get_it(room, socket, alice, carol, m
     assert other_room.get_received(NS) == []
 
 
-def test_a_member_who_has_not_joined_can_still_send(room, socket, client, bob, task):
+def test_a_member_who_has_not_joined_can_still_send(room, socket, bob, task, chat):
     not_joined = socket(bob)
 
     ack = send(not_joined, task["id"], "from the corridor")
@@ -111,16 +72,16 @@ def test_a_member_who_has_not_joined_can_still_send(room, socket, client, bob, t
     for name in ("Alice", "Bob", "Carol"):
         assert [e["message"] for e in events(room[name], "new_message")] == [broadcast_form(ack["data"])], name
     assert events(not_joined, "new_message") == [], "the sender's socket is not in the room"
-    assert [m["id"] for m in stored(client, bob, task["id"])] == [ack["data"]["id"]]
+    assert [m["id"] for m in chat.history(task, bob)["items"]] == [ack["data"]["id"]]
 
 
-def test_the_text_is_trimmed(room, client, alice, task):
+def test_the_text_is_trimmed(room, alice, task, chat):
     ack = send(room["Carol"], task["id"], " \n\t trimmed text \t\n ")
 
     assert ack["data"]["message"] == "trimmed text"
     [received] = events(room["Alice"], "new_message")
     assert received["message"]["message"] == "trimmed text"
-    assert stored(client, alice, task["id"])[0]["message"] == "trimmed text"
+    assert chat.history(task, alice)["items"][0]["message"] == "trimmed text"
 
 
 def test_exactly_4000_characters_are_accepted_even_with_surrounding_blanks(room, task):
@@ -134,10 +95,10 @@ def test_a_digit_string_task_id_is_accepted(room, task):
     assert [e["taskId"] for e in events(room["Alice"], "new_message")] == [task["id"]]
 
 
-def test_attachments_and_a_reply_come_back_as_sent(room, client, alice, bob, task):
+def test_attachments_and_a_reply_come_back_as_sent(room, alice, bob, task, chat):
     first = send(room["Alice"], task["id"], "the plan")["data"]
-    pdf = upload(client, bob, task["id"], "plan.pdf", b"%PDF-1.4 the plan")
-    picture = upload(client, bob, task["id"], "sketch.png", b"\x89PNG sketch")
+    pdf = chat.uploaded(task, bob, b"%PDF-1.4 the plan", "plan.pdf")
+    picture = chat.uploaded(task, bob, b"\x89PNG sketch", "sketch.png")
 
     reply = send(room["Bob"], task["id"], "looks good", attachments=[picture["id"], str(pdf["id"])],
                  replyTo=first["id"])["data"]
@@ -149,41 +110,41 @@ def test_attachments_and_a_reply_come_back_as_sent(room, client, alice, bob, tas
                                      "excerpt": "the plan", "deleted": False}
     assert [e["message"] for e in events(room["Carol"], "new_message")] == [broadcast_form(first),
                                                                              broadcast_form(reply)]
-    assert stored(client, alice, task["id"])[0] == broadcast_form(reply)
+    assert chat.history(task, alice)["items"][0] == broadcast_form(reply)
 
 
 @pytest.mark.parametrize("legacy", [
     ["note"],
     [{"name": "plan.pdf", "url": "https://example.com/plan.pdf", "size": 1024}],
 ], ids=["a string", "an object"])
-def test_legacy_attachments_are_refused(room, client, alice, task, legacy):
+def test_legacy_attachments_are_refused(room, alice, task, legacy, chat):
     """Attachments used to be free strings or objects; now only ids of uploads are accepted."""
     ack = send(room["Bob"], task["id"], "looks good", attachments=legacy)
 
     assert_refused(room["Bob"], ack, "validation_error", REQUIRED)
     assert "attachments" in ack["error"]["details"]
     assert room["Alice"].get_received(NS) == []
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
 
 def test_null_attachments_are_an_empty_list(room, task):
     assert send(room["Bob"], task["id"], "no files", attachments=None)["data"]["attachments"] == []
 
 
-def test_unknown_keys_are_ignored_and_cannot_impersonate(room, client, alice, bob, task):
+def test_unknown_keys_are_ignored_and_cannot_impersonate(room, alice, bob, task, chat):
     ack = send(room["Bob"], task["id"], "it is me", userId=alice.id, id=999_999, user={"firstName": "Mallory"},
                createdAt="2000-01-01T00:00:00Z", foo=[1, 2])
 
     message = broadcast_form(ack["data"])
     assert message["userId"] == bob.id and message["user"]["firstName"] == "Bob"
     assert message["id"] != 999_999 and not message["createdAt"].startswith("2000")
-    assert stored(client, alice, task["id"]) == [message]
+    assert chat.history(task, alice)["items"] == [message]
 
 
-def test_messages_are_stored_once_with_one_activity_entry(room, client, alice, task):
+def test_messages_are_stored_once_with_one_activity_entry(room, client, alice, task, chat):
     ids = [send(room[name], task["id"], f"from {name}")["data"]["id"] for name in ("Alice", "Bob", "Carol")]
 
-    assert [m["id"] for m in stored(client, alice, task["id"])] == ids[::-1]  # newest first
+    assert [m["id"] for m in chat.history(task, alice)["items"]] == ids[::-1]  # newest first
     activity = client.get(f"/api/tasks/{task['id']}/activity", headers=alice.headers).get_json()["items"]
     chat_entries = [a for a in activity if a["entityType"] == "task_chat"]
     assert sorted(a["entityId"] for a in chat_entries) == sorted(ids)
@@ -197,7 +158,7 @@ def test_sending_without_an_ack_still_reaches_the_room(room, task):
         assert [e["message"]["message"] for e in events(room[name], "new_message")] == ["no ack"], name
 
 
-def test_root_and_tasks_clients_see_each_others_messages(socket, client, alice, bob, task):
+def test_root_and_tasks_clients_see_each_others_messages(socket, alice, bob, task, chat):
     root, tasks = socket(alice, namespace="/"), socket(bob, namespace="/tasks")
     join(root, task["id"], ns="/")
     join(tasks, task["id"], ns="/tasks")
@@ -209,7 +170,7 @@ def test_root_and_tasks_clients_see_each_others_messages(socket, client, alice, 
     expected = [{"message": from_root, "taskId": task["id"]}, {"message": from_tasks, "taskId": task["id"]}]
     assert events(root, "new_message", "/") == expected
     assert events(tasks, "new_message", "/tasks") == expected
-    assert len(stored(client, alice, task["id"])) == 2
+    assert len(chat.history(task, alice)["items"]) == 2
 
 
 # ---- refusals --------------------------------------------------------------------------------
@@ -221,12 +182,12 @@ def test_root_and_tasks_clients_see_each_others_messages(socket, client, alice, 
     {"message": 42},
     {"message": ["hi"]},
 ], ids=["empty", "blank", "missing", "null", "a number", "a list"])
-def test_a_blank_or_missing_message_is_refused(room, client, alice, task, payload):
+def test_a_blank_or_missing_message_is_refused(room, alice, task, payload, chat):
     ack = emit(room["Bob"], "send_message", {"taskId": task["id"], **payload})
 
     assert_refused(room["Bob"], ack, "validation_error", REQUIRED)
     assert room["Alice"].get_received(NS) == []
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
 
 def test_a_missing_task_id_is_refused(room, task):
@@ -235,15 +196,15 @@ def test_a_missing_task_id_is_refused(room, task):
     assert room["Alice"].get_received(NS) == []
 
 
-def test_over_4000_characters_is_refused(room, client, alice, task):
+def test_over_4000_characters_is_refused(room, alice, task, chat):
     ack = send(room["Bob"], task["id"], "x" * 4001)
 
     assert_refused(room["Bob"], ack, "validation_error")
     assert room["Alice"].get_received(NS) == []
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
 
-def test_a_viewer_may_not_send(socket, client, alice, carol, task, add_member):
+def test_a_viewer_may_not_send(socket, alice, carol, task, add_member, chat):
     add_member(alice, task, carol, "viewer")
     member, viewer = socket(alice), socket(carol)
     join(member, task["id"])
@@ -257,11 +218,11 @@ def test_a_viewer_may_not_send(socket, client, alice, carol, task, add_member):
     assert (error["code"], error["message"]) == ("forbidden", "No permission to send messages")
     assert member.get_received(NS) == []
     assert viewer.get_received(NS) == []
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
 
 @pytest.mark.parametrize("which", ["not a member", "no such task", "the largest id"])
-def test_without_access_to_the_task_sending_is_refused(room, socket, client, alice, register, task, which):
+def test_without_access_to_the_task_sending_is_refused(room, socket, alice, register, task, which, chat):
     stranger = register("Dan", "Stranger")
     task_id = {"not a member": task["id"], "no such task": task["id"] + 1000, "the largest id": 2**31 - 1}[which]
     sock = socket(stranger)
@@ -273,10 +234,10 @@ def test_without_access_to_the_task_sending_is_refused(room, socket, client, ali
     assert (error["code"], error["message"]) == ("forbidden", "No access to this task")
     for name in ("Alice", "Bob", "Carol"):
         assert room[name].get_received(NS) == [], name
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
 
-def test_a_reply_to_a_message_of_another_task_is_refused(room, socket, client, alice, make_task, task):
+def test_a_reply_to_a_message_of_another_task_is_refused(room, socket, alice, make_task, task, chat):
     other_task = make_task(alice, "Elsewhere")
     elsewhere = socket(alice)
     foreign = send(elsewhere, other_task["id"], "over here")["data"]
@@ -286,24 +247,24 @@ def test_a_reply_to_a_message_of_another_task_is_refused(room, socket, client, a
 
     assert_refused(room["Bob"], ack, "validation_error")
     assert room["Alice"].get_received(NS) == []
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
 
-def test_a_reply_to_a_message_that_does_not_exist_is_refused(room, client, alice, task):
+def test_a_reply_to_a_message_that_does_not_exist_is_refused(room, alice, task, chat):
     ack = send(room["Bob"], task["id"], "replying to nothing", replyTo=987_654)
 
     assert_refused(room["Bob"], ack, "validation_error")
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
 
-def test_too_many_attachments_are_refused(room, client, alice, bob, task):
-    ids = [upload(client, bob, task["id"], f"note{i}.txt", b"note")["id"] for i in range(11)]
+def test_too_many_attachments_are_refused(room, alice, bob, task, chat):
+    ids = [chat.uploaded(task, bob, b"note", f"note{i}.txt")["id"] for i in range(11)]
 
     ack = send(room["Bob"], task["id"], "files", attachments=ids)
 
     assert_refused(room["Bob"], ack, "validation_error")
     assert "attachments" in ack["error"]["details"]
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
     # Ten is the limit: the same uploads, one fewer, go through.
     assert len(send(room["Bob"], task["id"], "files", attachments=ids[:10])["data"]["attachments"]) == 10
 
@@ -363,27 +324,17 @@ MALFORMED = {
 }
 
 
-def _fill(value, task_id):
-    if value is TASK:
-        return task_id
-    if isinstance(value, list):
-        return [_fill(v, task_id) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, task_id) for k, v in value.items()}
-    return value
-
-
 @pytest.mark.parametrize("args", MALFORMED.values(), ids=MALFORMED.keys())
-def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(room, client, alice, task, args):
+def test_malformed_payloads_get_a_validation_error_and_the_socket_keeps_working(room, alice, task, args, chat):
     sender = room["Bob"]
 
-    ack = emit(sender, "send_message", *(_fill(arg, task["id"]) for arg in args))
+    ack = emit(sender, "send_message", *(fill(arg, {TASK: task["id"]}) for arg in args))
 
     assert_refused(sender, ack, "validation_error", REQUIRED)
     assert room["Alice"].get_received(NS) == [], "a refused message reaches nobody"
-    assert stored(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
     # Still connected, still able to send.
     assert sender.is_connected(NS)
     message = broadcast_form(send(sender, task["id"], "after the bad one")["data"])
     assert [e["message"] for e in events(room["Alice"], "new_message")] == [message]
-    assert [m["id"] for m in stored(client, alice, task["id"])] == [message["id"]]
+    assert [m["id"] for m in chat.history(task, alice)["items"]] == [message["id"]]

@@ -7,12 +7,9 @@ the tests about expiry set short ones and wait with a bounded poll, never assert
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
 
-from conftest import emit, events, join
+from toolkit.sockets import Peer
 
 NO_SEND = "No permission to send messages"
 SHORT_TYPING = {"TYPING_TIMEOUT": "0.3s", "TYPING_THROTTLE": "0.2s"}
@@ -21,32 +18,6 @@ SHORT_TYPING = {"TYPING_TIMEOUT": "0.3s", "TYPING_THROTTLE": "0.2s"}
 @pytest.fixture
 def settings() -> dict[str, str]:
     return {"TYPING_TIMEOUT": "60s", "TYPING_THROTTLE": "60s"}
-
-
-@dataclass
-class Peer:
-    """One socket and the namespace it is connected to."""
-
-    sock: Any
-    ns: str
-
-    def emit(self, event: str, *args) -> dict:
-        return emit(self.sock, event, *args, ns=self.ns)
-
-    def join(self, task_id: int) -> dict:
-        return join(self.sock, task_id, ns=self.ns)["data"]
-
-    def events(self, name: str) -> list:
-        return events(self.sock, name, self.ns)
-
-    def received(self) -> list:
-        return self.sock.get_received(self.ns)
-
-    def names(self) -> list[str]:
-        return [e["name"] for e in self.received()]
-
-    def disconnect(self) -> None:
-        self.sock.disconnect(self.ns)
 
 
 def wait_for(peer: Peer, name: str, seconds: float = 5.0) -> list[dict]:
@@ -74,11 +45,9 @@ def go(peer: Peer, task_id: int, how: str) -> None:
 
 
 @pytest.fixture
-def watcher(socket, alice, task) -> Peer:
+def watcher(room_of, alice) -> Peer:
     """Alice, in the room on /tasks, watching what the others do."""
-    peer = Peer(socket(alice), "/tasks")
-    peer.join(task["id"])
-    peer.received()
+    [peer] = room_of(alice)
     return peer
 
 
@@ -92,14 +61,14 @@ def bob_twice(socket, bob) -> tuple[Peer, Peer]:
 def test_a_user_with_two_sockets_joins_once(watcher, bob_twice, alice, bob, task):
     first, second = bob_twice
 
-    ack = first.join(task["id"])
+    ack = first.join(task["id"])["data"]
 
     assert ack["online"] == online(alice, bob)
     [joined] = watcher.events("user_joined")
     assert {k: joined[k] for k in ("taskId", "userId", "userName")} == \
            {"taskId": task["id"], "userId": bob.id, "userName": "Bob Editor"}
 
-    ack = second.join(task["id"])
+    ack = second.join(task["id"])["data"]
 
     assert ack["online"] == online(alice, bob), "each user once, self included"
     assert watcher.received() == []
@@ -128,13 +97,13 @@ def test_user_left_only_when_the_last_socket_goes(socket, watcher, bob_twice, al
     go(first, task["id"], first_goes)
 
     assert watcher.received() == [], "Bob is still here on his other device"
-    assert Peer(socket(alice), "/tasks").join(task["id"])["online"] == online(alice, bob)
+    assert Peer(socket(alice), "/tasks").join(task["id"])["data"]["online"] == online(alice, bob)
 
     go(second, task["id"], last_goes)
 
     [left] = watcher.events("user_left")
     assert (left["taskId"], left["userId"], left["userName"]) == (task["id"], bob.id, "Bob Editor")
-    assert Peer(socket(alice), "/tasks").join(task["id"])["online"] == online(alice)
+    assert Peer(socket(alice), "/tasks").join(task["id"])["data"]["online"] == online(alice)
 
 
 def test_leaving_a_task_that_was_not_joined_announces_nothing(watcher, bob_twice, task):
@@ -307,7 +276,7 @@ def test_a_removed_members_sockets_are_told_and_hear_nothing_more(socket, client
         changed, left = (e["args"][0] for e in got)
         assert (changed["taskId"], changed["action"], changed["member"]["userId"]) == (task["id"], "removed", bob.id)
         assert (left["taskId"], left["userId"]) == (task["id"], bob.id)
-    assert watcher.join(task["id"])["online"] == online(alice, carol)
+    assert watcher.join(task["id"])["data"]["online"] == online(alice, carol)
 
     # The room goes on without Bob.
     message = watcher.emit("send_message", {"taskId": task["id"], "message": "after Bob"})["data"]
@@ -365,7 +334,7 @@ def test_a_re_added_member_can_join_again(client, watcher, bob_twice, alice, bob
     watcher.received()
     first.received()
 
-    data = first.join(task["id"])  # the same socket, still connected
+    data = first.join(task["id"])["data"]  # the same socket, still connected
 
     assert (data["role"], data["online"]) == ("commenter", online(alice, bob))
     assert watcher.names() == ["user_joined"]

@@ -5,15 +5,12 @@ what every other client in (and out of) the room received.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import pytest
 
-from conftest import drain, emit, events, join
+from toolkit.sockets import NS, assert_refused, drain, emit, events, join
+from toolkit.wire import PERMISSIONS, assert_recent
 
-NS = "/tasks"
 NO_ACCESS = {"code": "forbidden", "message": "No access to this task"}
-EDITOR_PERMISSIONS = {"canRead": True, "canComment": True, "canEdit": True, "canManageMembers": False}
 
 
 def join_ack_data(task_id, user, role, permissions, online=None) -> dict:
@@ -24,20 +21,6 @@ def join_ack_data(task_id, user, role, permissions, online=None) -> dict:
         "online": online if online is not None else [{"userId": user.id, "userName": user.name}],
         "unreadCount": 0, "missed": [], "hasMore": False, "updated": [], "updatedHasMore": False,
     }
-
-
-def assert_recent(timestamp: str) -> None:
-    assert timestamp.endswith("Z"), timestamp
-    when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    assert abs(datetime.now(timezone.utc) - when) < timedelta(seconds=30)
-
-
-def assert_refused(sock, ack, error, ns=NS):
-    """The failure ack, and the same error as an `error` event to that socket."""
-    assert ack["ok"] is False, ack
-    assert {k: ack["error"][k] for k in ("code", "message")} == error
-    [event] = events(sock, "error", ns)
-    assert {k: event[k] for k in ("code", "message")} == error
 
 
 @pytest.fixture
@@ -55,7 +38,7 @@ def test_join_acks_with_the_role_and_permissions(socket, bob, task, payload):
 
     ack = emit(sock, "join_task", sent)
 
-    assert ack == {"ok": True, "data": join_ack_data(task["id"], bob, "editor", EDITOR_PERMISSIONS)}
+    assert ack == {"ok": True, "data": join_ack_data(task["id"], bob, "editor", PERMISSIONS["editor"])}
 
 
 @pytest.mark.parametrize("role, permissions", [
@@ -126,7 +109,7 @@ def test_join_is_refused_without_access(socket, alice, carol, task, which):
 
     ack = emit(outsider, "join_task", task_id)
 
-    assert_refused(outsider, ack, NO_ACCESS)
+    assert_refused(outsider, ack, **NO_ACCESS)
     assert outsider.get_received(NS) == []
     assert member.get_received(NS) == [], "the room hears neither a join nor the error"
 

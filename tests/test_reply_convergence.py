@@ -13,41 +13,29 @@ import json
 
 import pytest
 
-from conftest import emit, events, join, send
+from toolkit.chat import messages_url
+from toolkit.sockets import NS, emit, events, sent
 
-NS = "/tasks"
 DOORS = ("rest", "socket")
 
 
-def url(task: dict, message_id: int | None = None) -> str:
-    base = f"/api/tasks/{task['id']}/messages"
-    return base if message_id is None else f"{base}/{message_id}"
-
-
-def history(client, task: dict, user) -> dict[int, dict]:
+def history_as_broadcast(chat, task: dict, user) -> dict[int, dict]:
     """REST history by id, with `reactions[].me` left out, as room broadcasts leave it out."""
-    response = client.get(url(task), query_string={"after": 0, "limit": 100}, headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return {m["id"]: without_me(m) for m in response.get_json()["items"]}
+    return {message_id: without_me(m) for message_id, m in chat.by_id(task, user).items()}
 
 
 def without_me(message: dict) -> dict:
     return {**message, "reactions": [{k: v for k, v in r.items() if k != "me"} for r in message["reactions"]]}
 
 
-def say(sock, task: dict, text: str, **extra) -> dict:
-    ack = send(sock, task["id"], text, **extra)
-    assert ack["ok"], ack
-    return ack["data"]
-
-
-def change(door: str, client, sock, user, task: dict, action: str, message_id: int, **body) -> dict:
-    """Edit, delete or react to a message over REST or as a socket event; the new state."""
+def change(door: str, chat, sock, user, task: dict, action: str, message_id: int, **body) -> dict:
+    """Edit, delete or react to a message over REST or as a socket event; the new state.
+    `body`: the edit's `message`, or the reaction's `emoji`."""
     if door == "rest":
         response = {
-            "edit": lambda: client.patch(url(task, message_id), json=body, headers=user.headers),
-            "delete": lambda: client.delete(url(task, message_id), headers=user.headers),
-            "react": lambda: client.post(url(task, message_id) + "/reactions", json=body, headers=user.headers),
+            "edit": lambda: chat.edit(task, user, message_id, body["message"]),
+            "delete": lambda: chat.delete(task, user, message_id),
+            "react": lambda: chat.react(task, user, message_id, body["emoji"]),
         }[action]()
         assert response.status_code == 200, response.get_json()
         return response.get_json()
@@ -58,24 +46,22 @@ def change(door: str, client, sock, user, task: dict, action: str, message_id: i
 
 
 @pytest.fixture
-def socks(socket, task, alice, bob, carol, add_member):
+def socks(room_of, task, alice, bob, carol, add_member):
     """Sockets of Alice (the owner), Bob (editor) and Carol (commenter), in the task's room."""
     add_member(alice, task, carol, "commenter")
-    opened = {"alice": socket(alice), "bob": socket(bob), "carol": socket(carol)}
-    for sock in opened.values():
-        join(sock, task["id"])
-    return opened
+    peers = room_of(alice, bob, carol, drain=False)
+    return {name: peer.sock for name, peer in zip(("alice", "bob", "carol"), peers)}
 
 
 @pytest.fixture
 def thread(socks, task):
     """Alice's question; Bob's reply, Carol's reply (then deleted: a tombstone still
     quotes its parent), and Bob's message that replies to nothing. Inboxes emptied."""
-    parent = say(socks["alice"], task, "Can you send the draft?")
-    reply = say(socks["bob"], task, "Sending it now", replyTo=parent["id"])
-    gone = say(socks["carol"], task, "Me too", replyTo=parent["id"])
+    parent = sent(socks["alice"], task["id"], "Can you send the draft?")
+    reply = sent(socks["bob"], task["id"], "Sending it now", replyTo=parent["id"])
+    gone = sent(socks["carol"], task["id"], "Me too", replyTo=parent["id"])
     assert emit(socks["carol"], "delete_message", {"messageId": gone["id"]})["ok"]
-    other = say(socks["bob"], task, "Unrelated")
+    other = sent(socks["bob"], task["id"], "Unrelated")
     for sock in socks.values():
         sock.get_received(NS)
     return {"parent": parent, "reply": reply, "gone": gone, "other": other}
@@ -96,13 +82,13 @@ def room_heard(socks: dict, expected: list[tuple[str, int]], now: dict[int, dict
 
 # ---- a parent edited -------------------------------------------------------------------------
 @pytest.mark.parametrize("door", DOORS)
-def test_editing_a_parent_changes_each_reply_and_the_room_hears_it(door, client, socks, task, alice, bob, thread):
-    before = history(client, task, bob)
+def test_editing_a_parent_changes_each_reply_and_the_room_hears_it(door, socks, task, alice, bob, thread, chat):
+    before = history_as_broadcast(chat, task, bob)
 
-    parent = change(door, client, socks["alice"], alice, task, "edit", thread["parent"]["id"],
+    parent = change(door, chat, socks["alice"], alice, task, "edit", thread["parent"]["id"],
                     message="Can you send the final draft?")
 
-    now = history(client, task, bob)
+    now = history_as_broadcast(chat, task, bob)
     replies = [thread["reply"]["id"], thread["gone"]["id"]]
     for reply in replies:
         assert now[reply]["replyPreview"]["excerpt"] == "Can you send the final draft?"
@@ -115,16 +101,16 @@ def test_editing_a_parent_changes_each_reply_and_the_room_hears_it(door, client,
 
 
 @pytest.mark.parametrize("door", DOORS)
-def test_an_edit_after_the_quoted_characters_changes_no_reply(door, client, socks, task, alice, bob):
-    parent = say(socks["alice"], task, "p" * 100 + " first")
-    reply = say(socks["bob"], task, "ok", replyTo=parent["id"])
+def test_an_edit_after_the_quoted_characters_changes_no_reply(door, socks, task, alice, bob, chat):
+    parent = sent(socks["alice"], task["id"], "p" * 100 + " first")
+    reply = sent(socks["bob"], task["id"], "ok", replyTo=parent["id"])
     for sock in socks.values():
         sock.get_received(NS)
-    before = history(client, task, bob)[reply["id"]]
+    before = history_as_broadcast(chat, task, bob)[reply["id"]]
 
-    change(door, client, socks["alice"], alice, task, "edit", parent["id"], message="p" * 100 + " second")
+    change(door, chat, socks["alice"], alice, task, "edit", parent["id"], message="p" * 100 + " second")
 
-    now = history(client, task, bob)
+    now = history_as_broadcast(chat, task, bob)
     assert now[reply["id"]] == before
     room_heard(socks, [("message_updated", parent["id"])], now, task)
 
@@ -132,10 +118,10 @@ def test_an_edit_after_the_quoted_characters_changes_no_reply(door, client, sock
 # ---- a parent deleted ------------------------------------------------------------------------
 @pytest.mark.parametrize("door", DOORS)
 def test_deleting_a_parent_changes_each_reply_and_its_words_are_quoted_nowhere(
-        door, client, socks, task, alice, bob, thread):
-    tombstone = change(door, client, socks["alice"], alice, task, "delete", thread["parent"]["id"])
+        door, socks, task, alice, bob, thread, chat):
+    tombstone = change(door, chat, socks["alice"], alice, task, "delete", thread["parent"]["id"])
 
-    now = history(client, task, bob)
+    now = history_as_broadcast(chat, task, bob)
     replies = [thread["reply"]["id"], thread["gone"]["id"]]
     for reply in replies:
         assert now[reply]["replyPreview"] == {
@@ -150,18 +136,18 @@ def test_deleting_a_parent_changes_each_reply_and_its_words_are_quoted_nowhere(
 
 @pytest.mark.parametrize("door", DOORS)
 def test_a_client_that_held_the_thread_catches_up_to_the_quotes_of_now(
-        door, client, socket, socks, task, alice, bob, thread):
+        door, socket, socks, task, alice, bob, thread, chat):
     """Away while the parent was edited, then deleted: the catch-up lists the parent
     and each reply in `updated`, in their current state."""
     away = socket(bob)
     newest = thread["other"]["id"]
-    change(door, client, socks["alice"], alice, task, "edit", thread["parent"]["id"], message="Any news?")
-    change(door, client, socks["alice"], alice, task, "delete", thread["parent"]["id"])
+    change(door, chat, socks["alice"], alice, task, "edit", thread["parent"]["id"], message="Any news?")
+    change(door, chat, socks["alice"], alice, task, "delete", thread["parent"]["id"])
 
     ack = emit(away, "join_task", {"taskId": task["id"], "lastMessageId": newest})
 
     assert ack["ok"] and ack["data"]["missed"] == [], ack
-    now = history(client, task, bob)
+    now = history_as_broadcast(chat, task, bob)
     updated = {m["id"]: without_me(m) for m in ack["data"]["updated"]}
     assert list(updated) == [thread["parent"]["id"], thread["reply"]["id"], thread["gone"]["id"]]
     assert all(updated[i] == now[i] for i in updated)
@@ -170,15 +156,15 @@ def test_a_client_that_held_the_thread_catches_up_to_the_quotes_of_now(
 
 # ---- tombstones ------------------------------------------------------------------------------
 @pytest.mark.parametrize("door", DOORS)
-def test_message_deleted_carries_the_tombstone_as_history_shows_it(door, client, socks, task, alice, bob, carol):
-    message = say(socks["bob"], task, "@Carol see this", mentions=[carol.id])
+def test_message_deleted_carries_the_tombstone_as_history_shows_it(door, socks, task, alice, bob, carol, chat):
+    message = sent(socks["bob"], task["id"], "@Carol see this", mentions=[carol.id])
     assert emit(socks["carol"], "add_reaction", {"messageId": message["id"], "emoji": "👍"})["ok"]
     for sock in socks.values():
         sock.get_received(NS)
 
-    tombstone = change(door, client, socks["alice"], alice, task, "delete", message["id"])
+    tombstone = change(door, chat, socks["alice"], alice, task, "delete", message["id"])
 
-    stored = history(client, task, bob)[message["id"]]
+    stored = history_as_broadcast(chat, task, bob)[message["id"]]
     assert without_me(tombstone) == stored
     assert (stored["deleted"], stored["message"], stored["mentions"], stored["reactions"]) == (True, None, [], [])
     assert stored["deletedAt"] is not None
@@ -189,14 +175,14 @@ def test_message_deleted_carries_the_tombstone_as_history_shows_it(door, client,
 
 
 @pytest.mark.parametrize("door", DOORS)
-def test_reaction_updated_carries_the_message_as_history_shows_it(door, client, socks, task, bob, carol):
-    message = say(socks["bob"], task, "vote")
+def test_reaction_updated_carries_the_message_as_history_shows_it(door, socks, task, bob, carol, chat):
+    message = sent(socks["bob"], task["id"], "vote")
     for sock in socks.values():
         sock.get_received(NS)
 
-    change(door, client, socks["carol"], carol, task, "react", message["id"], emoji="🎉")
+    change(door, chat, socks["carol"], carol, task, "react", message["id"], emoji="🎉")
 
-    stored = history(client, task, bob)[message["id"]]
+    stored = history_as_broadcast(chat, task, bob)[message["id"]]
     for name, sock in socks.items():
         [payload] = events(sock, "reaction_updated")
         assert payload["message"] == stored and payload["version"] == stored["version"], name
@@ -211,19 +197,19 @@ def keep(copy: dict[int, dict], messages: list[dict]) -> None:
             copy[message["id"]] = message
 
 
-def test_a_deleted_parents_words_are_nowhere_a_member_can_read(client, socket, socks, task, alice, bob, carol):
+def test_a_deleted_parents_words_are_nowhere_a_member_can_read(client, socket, socks, task, alice, bob, carol, chat):
     """Nor in what the server answers, nor in a member's copy of the chat: one kept
     live from the room's events, one brought up to date by a catch-up."""
-    parent = say(socks["alice"], task, "zebra crossing at noon", mentions=[bob.id, carol.id])
-    say(socks["bob"], task, "fine", replyTo=parent["id"])
-    held = list(history(client, task, bob).values())
+    parent = sent(socks["alice"], task["id"], "zebra crossing at noon", mentions=[bob.id, carol.id])
+    sent(socks["bob"], task["id"], "fine", replyTo=parent["id"])
+    held = list(history_as_broadcast(chat, task, bob).values())
     live, caught_up = {}, {}
     keep(live, held)
     keep(caught_up, held)
     socks["bob"].get_received(NS)
 
-    change("rest", client, None, alice, task, "edit", parent["id"], message="zebra crossing at one")
-    change("rest", client, None, alice, task, "delete", parent["id"])
+    change("rest", chat, None, alice, task, "edit", parent["id"], message="zebra crossing at one")
+    change("rest", chat, None, alice, task, "delete", parent["id"])
 
     keep(live, [e["args"][0]["message"] for e in socks["bob"].get_received(NS) if "message" in e["args"][0]])
     ack = emit(socket(bob), "join_task", {"taskId": task["id"], "lastMessageId": max(caught_up)})
@@ -232,12 +218,12 @@ def test_a_deleted_parents_words_are_nowhere_a_member_can_read(client, socket, s
     for user in (alice, bob, carol):
         headers = user.headers
         readable = [
-            client.get(url(task), headers=headers).get_json(),
-            client.get(url(task), query_string={"around": parent["id"]}, headers=headers).get_json(),
+            client.get(messages_url(task), headers=headers).get_json(),
+            client.get(messages_url(task), query_string={"around": parent["id"]}, headers=headers).get_json(),
             client.get(f"/api/tasks/{task['id']}/activity", headers=headers).get_json(),
             client.get("/api/notifications", headers=headers).get_json(),
             client.get(f"/api/tasks/{task['id']}", headers=headers).get_json(),
-            client.get(url(task, parent["id"]) + "/history", headers=headers).get_json(),
+            client.get(messages_url(task, parent["id"]) + "/history", headers=headers).get_json(),
             emit(socket(user), "join_task", {"taskId": task["id"], "lastMessageId": 0})["data"],
         ]
         assert "zebra" not in json.dumps(readable, ensure_ascii=False), user.name

@@ -17,37 +17,23 @@ import io
 
 import pytest
 
-from conftest import emit, events, join, mentions_only, with_added_notices_read
-from test_security_input import NO_LIMITS, snapshot
+from toolkit.database import snapshot
+from toolkit.env import NO_LIMITS
+from toolkit.notices import mentions_only
+from toolkit.sockets import emit, events, join
+
+# Rate limits out of the way; the users that add_member adds have read the notice of it.
+pytestmark = [pytest.mark.settings(**NO_LIMITS), pytest.mark.added_notices_read]
 
 
 @pytest.fixture
-def settings() -> dict[str, str]:
-    return dict(NO_LIMITS)
-
-
-def upload(client, task_id: int, user, name: str = "notes.txt") -> dict:
-    response = client.post(f"/api/tasks/{task_id}/attachments", data={"file": (io.BytesIO(b"secret"), name)},
-                           headers=user.headers, content_type="multipart/form-data")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-@pytest.fixture
-def add_member(add_member, client):
-    """conftest's, after which the added user has read the notice that they were added
-    (test_security_directory.py tests it): the notifications here are mentions."""
-    return with_added_notices_read(add_member, client)
-
-
-@pytest.fixture
-def scene(app, client, socket, alice, bob, carol, task, make_task, add_member):
+def scene(app, client, alice, bob, carol, task, make_task, add_member, room_of, chat):
     """Alice's task with Bob (editor) and Carol (commenter). Bob has said things, reacted,
     uploaded a file, been mentioned, and read the chat; Carol's socket listens in the room."""
     add_member(alice, task, carol, "commenter")
     T = task["id"]
     base = f"/api/tasks/{T}"
-    file = upload(client, T, bob)
+    file = chat.uploaded(T, bob, b"secret")
     bobs = client.post(f"{base}/messages", json={"message": "Bob's words", "attachments": [file["id"]]},
                        headers=bob.headers).get_json()
     client.post(f"{base}/messages/{bobs['id']}/reactions", json={"emoji": "👍"}, headers=bob.headers)
@@ -55,9 +41,7 @@ def scene(app, client, socket, alice, bob, carol, task, make_task, add_member):
                           headers=alice.headers).get_json()
     assert client.get("/api/notifications", headers=bob.headers).get_json()["unreadCount"] == 1
     elsewhere = make_task(bob, "Bob's other task")
-    listener = socket(carol)
-    join(listener, T)
-    listener.get_received("/tasks")
+    listener = room_of(carol)[0].sock
     return {"app": app, "client": client, "T": T, "bobs": bobs, "mention": mention, "file": file,
             "elsewhere": elsewhere, "listener": listener}
 

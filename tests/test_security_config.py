@@ -22,8 +22,8 @@ from app.config import (
     TESTING_AUTH_RATE_LIMIT, ConfigError, load_config, loggable_settings,
 )
 from app.extensions import db
-from conftest import drain, emit, join, send
 from e2e.live import BIN, ROOT, LiveSocket, free_port, server_env, start_server
+from toolkit.sockets import drain, emit, join, send
 
 SECRET = "s3cret-key-that-must-not-leak-" + "s" * 16
 JWT_SECRET = "jwt-key-that-must-not-leak-" + "j" * 16

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import User, assert_error, drain, emit, join, send
+from toolkit.rest import assert_error, members_url
+from toolkit.sockets import drain, emit, join, send
+from toolkit.users import User
 
 NOBODY = {"error": {"code": "not_found", "message": "User not found"}}
-
-
-def members_url(task: dict) -> str:
-    return f"/api/tasks/{task['id']}/members"
 
 
 def member_ids(client, task: dict, as_user) -> set[int]:
@@ -29,18 +27,12 @@ def member_ids(client, task: dict, as_user) -> set[int]:
     return {m["userId"] for m in response.get_json()["items"]}
 
 
-def notifications(client, user) -> dict:
-    response = client.get("/api/notifications", headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
 def add(client, owner, task: dict, **who):
     return client.post(members_url(task), json={"role": "viewer", **who}, headers=owner.headers)
 
 
 # ---- finding someone --------------------------------------------------------------------------
-def test_walking_the_ids_finds_nobody_new(client, socket, alice, bob, carol, register, task, make_task):
+def test_walking_the_ids_finds_nobody_new(client, socket, alice, bob, carol, register, task, make_task, chat):
     """Alice tries every id on a new task of hers. Bob, who shares her other task, is added;
     she herself is already a member; Carol and Dan, who share nothing with her, are answered
     exactly as the ids nobody has: nobody is added, nobody is told, no email is shown."""
@@ -62,11 +54,12 @@ def test_walking_the_ids_finds_nobody_new(client, socket, alice, bob, carol, reg
     assert all(user.email not in everything for user in strangers)
     assert member_ids(client, fresh, alice) == {alice.id, bob.id}
     for user in strangers:
-        assert notifications(client, user) == {"items": [], "hasMore": False, "unreadCount": 0}
+        assert chat.notifications(user) == {"items": [], "hasMore": False, "unreadCount": 0}
         assert listening[user.id].get_received("/tasks") == []
 
 
-def test_a_strangers_id_an_unknown_id_and_an_unknown_email_get_one_answer(client, socket, alice, bob, carol, task):
+def test_a_strangers_id_an_unknown_id_and_an_unknown_email_get_one_answer(
+        client, socket, alice, bob, carol, task, chat):
     listener = socket(bob)
     join(listener, task["id"])
     carols = socket(carol)
@@ -79,7 +72,7 @@ def test_a_strangers_id_an_unknown_id_and_an_unknown_email_get_one_answer(client
         assert_error(answer, 404, "not_found")
         assert answer.get_json() == NOBODY
     assert member_ids(client, task, alice) == {alice.id, bob.id}
-    assert notifications(client, carol)["items"] == []
+    assert chat.notifications(carol)["items"] == []
     assert listener.get_received("/tasks") == [] and carols.get_received("/tasks") == []
 
 
@@ -123,8 +116,8 @@ def test_sharing_counts_now_not_once(client, alice, bob, task, make_task):
 
 # ---- being told -------------------------------------------------------------------------------
 @pytest.mark.parametrize("namespace", ["/tasks", "/"])
-def test_the_added_user_hears_it_at_once_and_finds_it_in_their_notifications(client, socket, alice, bob, carol,
-                                                                             task, namespace):
+def test_the_added_user_hears_it_at_once_and_finds_it_in_their_notifications(
+        client, socket, alice, bob, carol, task, namespace, chat):
     """Carol's socket has joined no task: her own room is where she hears of it. The task's
     room hears `member_changed`, not Carol's notification."""
     carols = socket(carol, namespace)
@@ -141,19 +134,19 @@ def test_the_added_user_hears_it_at_once_and_finds_it_in_their_notifications(cli
         "messageId": None, "from": {"userId": alice.id, "userName": "Alice Owner"},
         "createdAt": told["createdAt"], "timestamp": told["createdAt"], "read": False, "readAt": None,
     }
-    page = notifications(client, carol)
+    page = chat.notifications(carol)
     assert page["unreadCount"] == 1
     assert page["items"] == [{k: v for k, v in told.items() if k not in ("notificationId", "timestamp")}]
     assert [e["name"] for e in room.get_received(namespace)] == ["member_changed"]
 
 
-def test_a_refused_add_stores_no_notification(client, alice, bob, task):
+def test_a_refused_add_stores_no_notification(client, alice, bob, task, chat):
     """Adding a member twice is refused whole: Bob is told nothing new."""
-    before = notifications(client, bob)
+    before = chat.notifications(bob)
 
     assert_error(add(client, alice, task, email=bob.email), 409, "conflict")
 
-    assert notifications(client, bob) == before
+    assert chat.notifications(bob) == before
 
 
 # ---- who sees an email ------------------------------------------------------------------------

@@ -41,9 +41,11 @@ from app.extensions import db
 from app.realtime import namespace  # noqa: F401  (loads the services in their import order)
 from app.services import reads
 
-from conftest import drain, emit, events, join, send
+from toolkit.database import dialect
+from toolkit.env import app_env
+from toolkit.sockets import drain, emit, events, join, send
+from toolkit.wire import UNAVAILABLE
 
-UNAVAILABLE = {"code": "unavailable", "message": "The service is temporarily unavailable; try again", "retryable": True}
 INTERNAL = {"code": "internal_error", "message": "Internal server error"}
 # What an exception could leak if its text reached a client.
 SECRET = "boom: SELECT password FROM users WHERE token='eyJsecret'"
@@ -60,22 +62,11 @@ def no_internals(payload) -> None:
     assert not [word for word in INTERNALS if word.lower() in text.lower()], text
 
 
-def history(client, user, task_id) -> list[dict]:
-    response = client.get(f"/api/tasks/{task_id}/messages", headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["items"]
-
-
 def session_state(app) -> tuple[int, int]:
     """(sessions still registered, connections checked out of the pool): (0, 0) between events."""
     with app.app_context():
         engine = db.engine
     return len(db.session.registry.registry), engine.pool.checkedout()
-
-
-def dialect(app) -> str:
-    with app.app_context():
-        return db.engine.dialect.name
 
 
 # ---- a database that fails during a send, for real ----------------------------------
@@ -252,8 +243,7 @@ def test_rest_handler_exception_is_a_bare_500(client, task, alice, monkeypatch):
 
 # ---- the database fails during a send ----------------------------------------------
 def test_database_failure_during_a_send_is_unavailable_and_the_retry_stores_it_once(
-    app, client, socket, task, alice, bob
-):
+    app, socket, task, alice, bob, chat):
     alice_sock, bob_sock = socket(alice), socket(bob)
     join(alice_sock, task["id"])
     join(bob_sock, task["id"])
@@ -266,7 +256,7 @@ def test_database_failure_during_a_send_is_unavailable_and_the_retry_stores_it_o
     assert ack == {"ok": False, "error": UNAVAILABLE}
     assert events(alice_sock, "error") == [UNAVAILABLE]
     assert events(alice_sock, "new_message") == [] and events(bob_sock, "new_message") == []
-    assert [m["id"] for m in history(client, alice, task["id"])] == [before["id"]]  # rolled back
+    assert [m["id"] for m in chat.history(task, alice)["items"]] == [before["id"]]  # rolled back
     assert session_state(app) == (0, 0)
     assert terminated or dialect(app) == "sqlite"  # on PostgreSQL the connection really was cut
 
@@ -278,25 +268,22 @@ def test_database_failure_during_a_send_is_unavailable_and_the_retry_stores_it_o
     assert heard[0]["message"]["clientId"] == "retry-me"
     again = send(alice_sock, task["id"], "during the outage", clientId="retry-me")
     assert again["ok"] is True and again["data"]["duplicate"] is True and again["data"]["id"] == ack["data"]["id"]
-    assert [m["clientId"] for m in history(client, alice, task["id"])] == ["retry-me", None]
+    assert [m["clientId"] for m in chat.history(task, alice)["items"]] == ["retry-me", None]
     assert session_state(app) == (0, 0)
 
 
 @pytest.fixture
-def watched_room(app, socket, task, alice, bob):
+def watched_room(app, task, alice, bob, room_of):
     """PostgreSQL only: Alice's and Bob's sockets, joined to the task, nothing received yet."""
     if dialect(app) == "sqlite":
         pytest.skip("PostgreSQL only: a SQLite connection has no server to close it")
-    alice_sock, bob_sock = socket(alice), socket(bob)
-    join(alice_sock, task["id"])
-    join(bob_sock, task["id"])
-    drain(alice_sock, bob_sock)
+    alice_sock, bob_sock = (peer.sock for peer in room_of(alice, bob))
     return alice_sock, bob_sock
 
 
 # A message with a mention takes the general path (several statements, then COMMIT);
 # a plain one is a single statement in autocommit on PostgreSQL (services/chat_fast.py).
-def test_connection_lost_at_commit_is_unavailable_and_nothing_is_announced(app, client, watched_room, task, alice):
+def test_connection_lost_at_commit_is_unavailable_and_nothing_is_announced(app, watched_room, task, alice, chat):
     """Every statement of the send ran, then the server closed the connection: the
     COMMIT fails, so the message is not stored, and it must not have been
     announced either (broadcasts come after the commit)."""
@@ -308,15 +295,15 @@ def test_connection_lost_at_commit_is_unavailable_and_nothing_is_announced(app, 
     assert terminated
     assert ack == {"ok": False, "error": UNAVAILABLE}
     assert events(alice_sock, "new_message") == [] and events(bob_sock, "new_message") == []
-    assert history(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
 
     ack = send(alice_sock, task["id"], "at commit", clientId="commit-1", **general)
     assert ack["ok"] is True and ack["data"]["duplicate"] is False, ack
     assert [e["message"]["id"] for e in events(bob_sock, "new_message")] == [ack["data"]["id"]]
-    assert [m["clientId"] for m in history(client, alice, task["id"])] == ["commit-1"]
+    assert [m["clientId"] for m in chat.history(task, alice)["items"]] == ["commit-1"]
 
 
-def test_database_failure_during_a_rest_send_is_503_unavailable(app, client, socket, task, alice, bob):
+def test_database_failure_during_a_rest_send_is_503_unavailable(app, client, socket, task, alice, bob, chat):
     bob_sock = socket(bob)
     join(bob_sock, task["id"])
     drain(bob_sock)
@@ -329,14 +316,14 @@ def test_database_failure_during_a_rest_send_is_503_unavailable(app, client, soc
     assert response.status_code == 503, response.get_data(as_text=True)
     assert response.get_json() == {"error": UNAVAILABLE}
     assert events(bob_sock, "new_message") == []
-    assert history(client, alice, task["id"]) == []
+    assert chat.history(task, alice)["items"] == []
     response = client.post(f"/api/tasks/{task['id']}/messages", json=body, headers=alice.headers)
     assert response.status_code == 201, response.get_json()
     assert [e["message"]["id"] for e in events(bob_sock, "new_message")] == [response.get_json()["id"]]
-    assert [m["clientId"] for m in history(client, alice, task["id"])] == ["rest-retry"]
+    assert [m["clientId"] for m in chat.history(task, alice)["items"]] == ["rest-retry"]
 
 
-def test_connections_cut_while_idle_in_the_pool_are_replaced_unnoticed(app, client, socket, task, alice, bob):
+def test_connections_cut_while_idle_in_the_pool_are_replaced_unnoticed(app, socket, task, alice, bob, chat):
     """pool_pre_ping: a pooled connection the server has closed (restart, failover,
     idle timeout) is found dead on checkout and replaced; the event does not fail."""
     if dialect(app) == "sqlite":
@@ -359,7 +346,7 @@ def test_connections_cut_while_idle_in_the_pool_are_replaced_unnoticed(app, clie
 
     ack = send(alice_sock, task["id"], "after")
     assert ack["ok"] is True, ack
-    assert [m["message"] for m in history(client, alice, task["id"])] == ["after", "before"]
+    assert [m["message"] for m in chat.history(task, alice)["items"]] == ["after", "before"]
     assert session_state(app) == (0, 0)
 
 
@@ -399,7 +386,7 @@ def test_every_socket_event_removes_its_session_and_returns_its_connection(
 
 # ---- production: nothing internal in any error -------------------------------------------
 @pytest.mark.parametrize("settings", [PRODUCTION], ids=["production"])
-def test_in_production_errors_carry_no_sql_or_trace(app, client, socket, task, alice, bob, monkeypatch):
+def test_in_production_errors_carry_no_sql_or_trace(app, client, socket, task, alice, bob, monkeypatch, chat):
     assert app.config["APP_ENV"] == "production" and not app.testing and not app.debug
     alice_sock = socket(alice)
     join(alice_sock, task["id"])
@@ -424,11 +411,11 @@ def test_in_production_errors_carry_no_sql_or_trace(app, client, socket, task, a
     answers += [ack, events(alice_sock, "error"), response.get_data(as_text=True)]
 
     no_internals(answers)
-    assert [m["message"] for m in history(client, alice, task["id"])] == ["first"]
+    assert [m["message"] for m in chat.history(task, alice)["items"]] == ["first"]
 
 
-def test_connection_cut_mid_transaction_is_unavailable_and_the_next_event_works(app, client, watched_room, task,
-                                                                             alice):
+def test_connection_cut_mid_transaction_is_unavailable_and_the_next_event_works(
+        app, client, watched_room, task, alice, chat):
     """A read outside the service's write transaction (the permission check) meets
     the server's "terminating connection": unavailable, nothing stored, and the
     retry on the same socket (a new connection from the pool) stores it once."""
@@ -452,10 +439,10 @@ def test_connection_cut_mid_transaction_is_unavailable_and_the_next_event_works(
     response = client.post(f"/api/tasks/{task['id']}/messages", json={"message": "cut", "clientId": "cut-2"},
                            headers=alice.headers)
     assert response.status_code == 201, response.get_json()
-    assert [m["clientId"] for m in history(client, alice, task["id"])] == ["cut-2", "cut-1"]
+    assert [m["clientId"] for m in chat.history(task, alice)["items"]] == ["cut-2", "cut-1"]
 
 
-def test_connection_closed_before_the_end_of_an_event_loses_no_answer(app, client, socket, task, alice, bob):
+def test_connection_closed_before_the_end_of_an_event_loses_no_answer(app, client, socket, task, alice, bob, chat):
     """The server closes the connection after the event's (or request's) last
     statement: the answer is already decided (here a validation error), and ending
     the session, whose ROLLBACK now fails, must neither lose the ack nor turn the
@@ -480,7 +467,7 @@ def test_connection_closed_before_the_end_of_an_event_loses_no_answer(app, clien
     assert send(alice_sock, task["id"], "next")["ok"] is True
     response = client.post(f"/api/tasks/{task['id']}/messages", json={"message": "and next"}, headers=alice.headers)
     assert response.status_code == 201, response.get_json()
-    assert [m["message"] for m in history(client, alice, task["id"])] == ["and next", "next"]
+    assert [m["message"] for m in chat.history(task, alice)["items"]] == ["and next", "next"]
 
 
 def test_health_is_503_while_the_database_fails_and_200_after(app, client):
@@ -552,10 +539,8 @@ def test_an_exhausted_connection_pool_is_unavailable_not_an_internal_error(datab
     """Every pooled connection busy past `pool_timeout`: SQLAlchemy's TimeoutError is
     a database that cannot serve now, so `unavailable` (503, retryable), not a 500;
     once a connection is free again the same request works."""
-    from conftest import _test_env
-
     small = create_app(
-        env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "small")),
+        env=app_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "small")),
         overrides={"SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}},
     )
     client = small.test_client()

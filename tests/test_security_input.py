@@ -21,36 +21,18 @@ import json
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import text
 
-from app.extensions import db
-from conftest import TABLES, assert_error, emit, events, join
+from toolkit.database import snapshot
+from toolkit.env import NO_LIMITS
+from toolkit.rest import assert_error
+from toolkit.sockets import NS, emit, events
+from toolkit.wire import MAX_ID
 
-NS = "/tasks"
-MAX_ID = 2**31 - 1
-NO_LIMITS = {
-    "RATE_LIMIT_MESSAGES": "100000/minute", "RATE_LIMIT_TYPING": "100000/minute",
-    "RATE_LIMIT_JOINS": "100000/minute", "RATE_LIMIT_OTHER": "100000/minute",
-}
-
-
-@pytest.fixture
-def settings() -> dict[str, str]:
-    """Rate limits out of the way: these tests send many refused events on purpose."""
-    return dict(NO_LIMITS)
+# Rate limits out of the way: these tests send many refused events on purpose.
+pytestmark = pytest.mark.settings(**NO_LIMITS)
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-def snapshot(app, connection=None) -> dict[str, list[str]]:
-    """Every row of every table, as text, sorted: equal snapshots mean nothing stored changed.
-    Read in a new session, or on `connection` (one in autocommit mode sees every commit)."""
-    if connection is not None:
-        return {table: sorted(repr(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
-                for table in TABLES}
-    with app.app_context():
-        return snapshot(app, db.session)
-
-
 def arabic(number: int) -> str:
     """The digits of `number` in Arabic-Indic script: str.isdigit() is true, int() reads them."""
     return str(number).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
@@ -106,16 +88,13 @@ def refused(sock, ack, code: str = "validation_error") -> dict:
 
 # ---- the world: Alice owns the task, Bob edits, Dan views, Carol is outside ----------------------
 @pytest.fixture
-def world(app, client, socket, alice, bob, carol, register, task, add_member):
+def world(app, client, alice, bob, carol, register, task, add_member, room_of):
     dan = register("Dan", "Viewer")
     add_member(alice, task, dan, "viewer")
     base = f"/api/tasks/{task['id']}"
     first = client.post(f"{base}/messages", json={"message": "first"}, headers=alice.headers).get_json()
     mine = client.post(f"{base}/messages", json={"message": "Bob's"}, headers=bob.headers).get_json()
-    listener, sender = socket(alice), socket(bob)
-    join(listener, task["id"])
-    join(sender, task["id"])
-    listener.get_received(NS), sender.get_received(NS)
+    listener, sender = (peer.sock for peer in room_of(alice, bob))
     return {
         "app": app, "client": client, "alice": alice, "bob": bob, "carol": carol, "dan": dan, "task": task,
         "T": task["id"], "M": mine["id"], "first": first["id"], "listener": listener, "sender": sender,

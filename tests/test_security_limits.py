@@ -21,24 +21,9 @@ from flask_socketio.test_client import SocketIOTestClient
 from app import create_app
 from app.extensions import db, socketio
 from app.realtime import throttle
-from conftest import _test_env, assert_error, drain, emit, events, join, send
-
-NS = "/tasks"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-# High enough for every kind a test does not look at.
-GENEROUS = {"RATE_LIMIT_MESSAGES": "1000/minute", "RATE_LIMIT_TYPING": "1000/minute",
-            "RATE_LIMIT_JOINS": "1000/minute", "RATE_LIMIT_OTHER": "1000/minute"}
-
-
-def limited(**settings: str) -> dict[str, str]:
-    return {**GENEROUS, **settings}
-
-
-def history(client, user, task_id) -> list[dict]:
-    """What the server holds for the task, oldest first."""
-    response = client.get(f"/api/tasks/{task_id}/messages", query_string={"limit": 100}, headers=user.headers)
-    assert response.status_code == 200, response.get_json()
-    return sorted(response.get_json()["items"], key=lambda m: m["id"])
+from toolkit.env import REDIS_URL, app_env, limited
+from toolkit.rest import assert_error
+from toolkit.sockets import NS, drain, emit, events, join, send
 
 
 def assert_rate_limited(sock, ack, ns=NS) -> dict:
@@ -128,7 +113,7 @@ def test_an_event_over_its_kinds_limit_is_refused_with_retry_after(socket, clien
 
 
 @pytest.mark.parametrize("settings", [limited(RATE_LIMIT_MESSAGES="3/minute")])
-def test_a_rate_limited_send_stores_and_broadcasts_nothing(socket, client, alice, bob, task):
+def test_a_rate_limited_send_stores_and_broadcasts_nothing(socket, alice, bob, task, chat):
     a, b = socket(alice), socket(bob)
     join(a, task["id"])
     join(b, task["id"])
@@ -139,11 +124,11 @@ def test_a_rate_limited_send_stores_and_broadcasts_nothing(socket, client, alice
     assert_rate_limited(a, send(a, task["id"], "one too many", clientId="c-over"))
 
     assert [e["message"]["message"] for e in events(b, "new_message")] == ["m0", "m1", "m2"]
-    assert [m["message"] for m in history(client, alice, task["id"])] == ["m0", "m1", "m2"]
+    assert [m["message"] for m in chat.whole_history(task, alice)] == ["m0", "m1", "m2"]
 
 
 @pytest.mark.parametrize("settings", [limited(RATE_LIMIT_MESSAGES="4/minute")])
-def test_the_count_is_shared_by_all_of_a_users_sockets_on_both_namespaces(socket, client, alice, bob, task):
+def test_the_count_is_shared_by_all_of_a_users_sockets_on_both_namespaces(socket, alice, bob, task, chat):
     first, second, root = socket(alice), socket(alice), socket(alice, namespace="/")
     assert send(first, task["id"], "1")["ok"] is True
     assert send(second, task["id"], "2")["ok"] is True
@@ -161,7 +146,7 @@ def test_the_count_is_shared_by_all_of_a_users_sockets_on_both_namespaces(socket
     bob_socket = socket(bob)
     for n in range(4):
         assert send(bob_socket, task["id"], f"bob {n}")["ok"] is True
-    assert [m["message"] for m in history(client, alice, task["id"])] == [
+    assert [m["message"] for m in chat.whole_history(task, alice)] == [
         "1", "2", "3", "4", "bob 0", "bob 1", "bob 2", "bob 3"]
 
 
@@ -187,7 +172,7 @@ def second_apps(app, database_url, tmp_path):
 
     def make(**settings: str):
         other = create_app(
-            env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings),
+            env=app_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "attachments"), **settings),
             overrides={k: v for k, v in settings.items() if k == "RATE_LIMIT_KEY_PREFIX"},
         )
         made.append(other)
@@ -212,8 +197,7 @@ def second_apps(app, database_url, tmp_path):
             db.engine.dispose()
 
 
-def test_with_redis_the_count_is_shared_between_server_processes(second_apps, redis_prefix, alice, bob, task,
-                                                                   client):
+def test_with_redis_the_count_is_shared_between_server_processes(second_apps, redis_prefix, alice, bob, task, chat):
     settings = limited(REDIS_URL=REDIS_URL, RATE_LIMIT_MESSAGES="3/minute", RATE_LIMIT_KEY_PREFIX=redis_prefix)
     one, two = second_apps(**settings), second_apps(**settings)
     assert one.extensions["taskchat_throttle"] is not two.extensions["taskchat_throttle"]
@@ -227,7 +211,7 @@ def test_with_redis_the_count_is_shared_between_server_processes(second_apps, re
 
     bob_on_two = second_apps.connect(two, bob)
     assert send(bob_on_two, task["id"], "bob")["ok"] is True
-    assert [m["message"] for m in history(client, alice, task["id"])] == ["1", "2", "3", "bob"]
+    assert [m["message"] for m in chat.whole_history(task, alice)] == ["1", "2", "3", "bob"]
     assert list(redis.Redis.from_url(REDIS_URL).scan_iter(f"{redis_prefix}*")), "nothing was counted in Redis"
 
 
@@ -310,7 +294,7 @@ def test_a_disconnect_sent_as_an_event_frees_no_slot(socket, refused, alice):
 
 
 # ---- reserved names sent as events ----------------------------------------------------------
-def test_a_connect_event_does_not_re_authenticate_the_socket(socket, client, alice, bob, task):
+def test_a_connect_event_does_not_re_authenticate_the_socket(socket, alice, bob, task):
     """Before the filter, `on_connect` ran again: with Bob's token, Alice's socket became Bob."""
     sock = socket(alice)
     join(sock, task["id"])
@@ -349,14 +333,14 @@ def test_a_disconnect_event_leaves_the_socket_registered_and_in_its_rooms(socket
 # ---- unknown events, odd names, binary packets, undecodable packets -----------------------
 @pytest.mark.parametrize("name", ["no_such_event", "message", "json", "error", "trigger_event", "_actor",
                                   "on_send_message", "", "connect_error", "disconnecting"])
-def test_an_unknown_event_gets_no_ack_and_does_nothing(socket, client, alice, bob, task, name):
+def test_an_unknown_event_gets_no_ack_and_does_nothing(socket, client, alice, bob, task, name, chat):
     a, b = socket(alice), socket(bob)
     join(a, task["id"])
     join(b, task["id"])
     drain(a, b)
     assert emit(a, name, {"taskId": task["id"], "message": "sneaky"}) is None
     assert a.get_received(NS) == [] and b.get_received(NS) == []
-    assert history(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
     assert_still_serves(a, client, alice, task["id"])
 
 
@@ -376,16 +360,16 @@ def test_an_unknown_event_gets_no_ack_and_does_nothing(socket, client, alice, bo
     '9/tasks,["send_message"]',  # no such packet type
     "x", "",
 ], ids=lambda e: e[:24])
-def test_a_malformed_packet_is_dropped_and_the_socket_keeps_working(socket, client, alice, task, encoded):
+def test_a_malformed_packet_is_dropped_and_the_socket_keeps_working(socket, client, alice, task, encoded, chat):
     sock = socket(alice)
     drain(sock)
     assert raw(sock, encoded) is None
     assert sock.get_received(NS) == []
-    assert history(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
     assert_still_serves(sock, client, alice, task["id"])
 
 
-def test_a_binary_payload_is_ignored(socket, client, alice, bob, task):
+def test_a_binary_payload_is_ignored(socket, client, alice, bob, task, chat):
     a, b = socket(alice), socket(bob)
     join(a, task["id"])
     join(b, task["id"])
@@ -395,11 +379,11 @@ def test_a_binary_payload_is_ignored(socket, client, alice, bob, task):
     assert emit(a, "send_message", {"taskId": task["id"], "message": b"bytes as text"}) is None
     assert emit(a, "join_task", b"\x01") is None
     assert a.get_received(NS) == [] and b.get_received(NS) == []
-    assert history(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
     assert_still_serves(a, client, alice, task["id"])
 
 
-def test_binary_frames_alone_and_binary_packets_that_never_complete_are_dropped(socket, client, alice, task):
+def test_binary_frames_alone_and_binary_packets_that_never_complete_are_dropped(socket, client, alice, task, chat):
     """Frames with no binary packet before them, and a packet announcing a million
     attachments: nothing is buffered, nothing answered."""
     sock = socket(alice)
@@ -409,34 +393,34 @@ def test_binary_frames_alone_and_binary_packets_that_never_complete_are_dropped(
                *([b"y" * 1000] * 50)) is None
     assert raw(sock, '61-/tasks,5[{"_placeholder":true,"num":0}]', b"z") is None
     assert socketio.server._binary_packet == {}
-    assert history(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
     assert_still_serves(sock, client, alice, task["id"])
 
 
 # ---- sizes -------------------------------------------------------------------------------
-def test_a_message_over_the_length_limit_is_a_validation_error(socket, client, alice, task):
+def test_a_message_over_the_length_limit_is_a_validation_error(socket, alice, task, chat):
     sock = socket(alice)
     ack = send(sock, task["id"], "x" * 4001)  # under the 64 KiB packet limit, over MAX_MESSAGE_LENGTH
     assert ack["ok"] is False and ack["error"]["code"] == "validation_error", ack
     assert "message" in ack["error"]["details"], ack
     assert send(sock, task["id"], "x" * 4000)["ok"] is True
-    assert [len(m["message"]) for m in history(client, alice, task["id"])] == [4000]
+    assert [len(m["message"]) for m in chat.whole_history(task, alice)] == [4000]
 
 
-def test_too_many_attachments_is_a_validation_error(socket, client, alice, task):
+def test_too_many_attachments_is_a_validation_error(socket, alice, task, chat):
     sock = socket(alice)
     ack = send(sock, task["id"], "eleven files", attachments=list(range(1, 12)))
     assert ack["ok"] is False and ack["error"]["code"] == "validation_error", ack
     assert "attachments" in ack["error"]["details"], ack
-    assert history(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
 
 
-def test_a_rest_body_over_max_content_length_is_413(client, alice, task):
+def test_a_rest_body_over_max_content_length_is_413(client, alice, task, chat):
     body = json.dumps({"message": "x" * (1024 * 1024)})  # MAX_CONTENT_LENGTH is 1 MiB
     response = client.post(f"/api/tasks/{task['id']}/messages", data=body, content_type="application/json",
                            headers=alice.headers)
     assert_error(response, 413, "payload_too_large")
-    assert history(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
 
 
 # ---- JSON nesting ------------------------------------------------------------------------
@@ -473,7 +457,7 @@ def test_a_deeply_nested_socket_payload_is_dropped(socket, client, alice, task):
 
 
 @pytest.mark.parametrize("depth", [5, 500])
-def test_nested_values_inside_a_socket_payload_are_validation_errors(socket, client, alice, task, depth):
+def test_nested_values_inside_a_socket_payload_are_validation_errors(socket, client, alice, task, depth, chat):
     """Nesting json.loads can read reaches the schema, which takes no structure where it
     wants a scalar or a list of ids."""
     sock = socket(alice)
@@ -488,5 +472,5 @@ def test_nested_values_inside_a_socket_payload_are_validation_errors(socket, cli
     )):
         ack = raw(sock, '2/tasks,%d["send_message",%s]' % (n, payload))
         assert ack["ok"] is False and ack["error"]["code"] == "validation_error", (n, ack)
-    assert history(client, alice, task["id"]) == []
+    assert chat.whole_history(task, alice) == []
     assert_still_serves(sock, client, alice, task["id"])

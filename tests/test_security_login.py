@@ -16,9 +16,9 @@ import redis
 from app import create_app
 from app.config import DEFAULT_LOGIN_RATE_LIMIT_ACCOUNT, DEFAULT_LOGIN_RATE_LIMIT_IP, DEFAULT_REGISTER_RATE_LIMIT_IP
 from app.extensions import db
-from conftest import assert_error
+from toolkit.env import REDIS_URL
+from toolkit.rest import assert_error
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 WRONG = "not the password at all"
 # The real limits, as production and development run them.
 REAL_LIMITS = {

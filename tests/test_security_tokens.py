@@ -16,12 +16,12 @@ import pytest
 from app import create_app
 from app.extensions import db
 from app.models import ChatMessage, RevokedToken
-from conftest import _test_env, emit, events, join, send
+from toolkit.database import dialect
+from toolkit.env import JWT_SECRET, app_env
+from toolkit.sockets import emit, events, join, send
 
-SECRET = "test-secret-" + "x" * 32
 
-
-def forge(user_id: int, *, secret: str = SECRET, algorithm: str = "HS256", drop: tuple[str, ...] = (),
+def forge(user_id: int, *, secret: str = JWT_SECRET, algorithm: str = "HS256", drop: tuple[str, ...] = (),
           **claims) -> str:
     """An access token as Flask-JWT-Extended makes it, with `claims` changed and `drop` left out."""
     now = int(time.time())
@@ -191,11 +191,6 @@ def revoke_elsewhere(app, token: str) -> None:
         db.session.commit()
 
 
-def dialect(app) -> str:
-    with app.app_context():
-        return db.engine.dialect.name
-
-
 def received(sock, name: str, namespace: str = "/tasks") -> list:
     """Like `events`, but also after the server has disconnected the socket."""
     return [p["args"][0] for p in sock.queue if p["namespace"] == namespace and p["name"] == name]
@@ -345,7 +340,7 @@ def test_refresh_token_with_a_malformed_payload_is_a_validation_error(socket, al
 # ---- revocations are stored, and purged when they no longer matter -------------------------
 def test_revocations_survive_a_restart(database_url, tmp_path, client, alice):
     assert logout(client, alice).status_code == 204
-    restarted = create_app(env=_test_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "restarted")))
+    restarted = create_app(env=app_env(database_url, ATTACHMENTS_DIR=str(tmp_path / "restarted")))
     try:
         response = restarted.test_client().get("/api/auth/me", headers=alice.headers)
         assert (response.status_code, response.get_json()["error"]["code"]) == (401, "token_revoked")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .live import (
+from e2e.live import (
     BIN, ROOT, SERVER_KINDS, Api, LiveServer, LiveSocket, ServerPool, close_in_background, server_env, wait_closed,
 )
 

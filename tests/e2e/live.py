@@ -31,13 +31,14 @@ import pytest
 import requests
 import socketio
 import websocket
-from conftest import User  # the same user record as the in-process tests
+
+from toolkit.users import PASSWORD, User  # the same user record as the in-process tests
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 JWT_SECRET = "e2e-test-jwt-secret-" + "k" * 32
-PASSWORD = "correct horse battery"
 WAIT = 5.0  # seconds: the bound on every wait for an event or an ack
+SETTLE = 0.3  # seconds to let stray events arrive before asserting that none did
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL = 150  # lines of server output shown with a failure
@@ -267,17 +268,17 @@ class Api:
         self.http.close()
 
 
-def whole_history(api: Api, user: User, task_id: int) -> list[dict]:
-    """The task's whole chat, oldest first, page after page."""
+def whole_history(api: Api, user: User, task_id: int, max_pages: int = 20) -> list[dict]:
+    """The task's whole chat, oldest first, page after page (of 100; at most `max_pages`)."""
     items: list[dict] = []
     after = 0
-    for _ in range(20):
+    for _ in range(max_pages):
         page = api.request("GET", f"/api/tasks/{task_id}/messages", user, params={"after": after, "limit": 100})
         items += page["items"]
         if not page["hasMore"]:
             return items
         after = page["items"][-1]["id"]
-    raise AssertionError("more than 20 pages of history")
+    raise AssertionError(f"more than {max_pages} pages of history")
 
 
 @dataclass
@@ -301,6 +302,21 @@ def make_room(api: Api, title: str = "E2E task") -> Room:
     added = api.add_member(owner, task["id"], member, "commenter")
     assert added["role"] == "commenter", added
     return Room(task, owner, member)
+
+
+# ---- waiting ----------------------------------------------------------------------
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT, what: str | None = None) -> bool:
+    """Poll `predicate` until it holds or `timeout` seconds have passed. With `what`, not
+    seeing it is an AssertionError ("<what>: not within <timeout>s"); without, the answer
+    says whether it came to hold."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            if what is not None:
+                raise AssertionError(f"{what}: not within {timeout}s")
+            return False
+        time.sleep(0.02)
+    return True
 
 
 # ---- tokens -----------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from .live import BIN, ROOT, free_port, server_env
+from e2e.live import BIN, ROOT, free_port, server_env
 
 OWNER = "postgres"
 TIMEOUT = 60  # seconds, for initdb and each pg_ctl call

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .live import Api, LiveServer, forge_token, make_room
+from e2e.live import Api, LiveServer, forge_token, make_room
 
 pytestmark = pytest.mark.e2e
 

@@ -17,27 +17,17 @@ import requests
 import socketio
 import websocket
 
-from .live import JWT_SECRET, WAIT, Api, LiveServer, close_in_background, forge_token, make_room
+from e2e.live import JWT_SECRET, SETTLE, WAIT, Api, LiveServer, close_in_background, forge_token, make_room
+from toolkit.wire import MESSAGE_KEYS, without_duplicate
 
 pytestmark = pytest.mark.e2e
 
-SETTLE = 0.3  # seconds to let stray events arrive before asserting that none did
 JOIN_KEYS = {"taskId", "role", "permissions", "online", "unreadCount", "missed", "hasMore", "updated",
              "updatedHasMore"}
-MESSAGE_KEYS = {
-    "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
-    "clientId", "previousId", "version", "createdAt", "editedAt", "deleted", "deletedAt", "user",
-}
 
 
 def user_info(user) -> dict:
     return {"id": user.id, "firstName": user.first_name, "lastName": user.last_name}
-
-
-def without_duplicate(sent: dict) -> dict:
-    """A send's ack data as the room and the history show the message: without `duplicate`."""
-    assert sent["duplicate"] is False, sent
-    return {k: v for k, v in sent.items() if k != "duplicate"}
 
 
 @pytest.mark.parametrize(

@@ -24,12 +24,12 @@ import pytest
 import requests
 import socketio
 
-from .live import WAIT, Api, LiveServer, LiveSocket, close_in_background, start_server
-from .pgcluster import PgCluster
+from e2e.live import WAIT, Api, LiveServer, LiveSocket, close_in_background, start_server, wait_until
+from e2e.pgcluster import PgCluster
+from toolkit.wire import UNAVAILABLE
 
 pytestmark = pytest.mark.e2e
 
-UNAVAILABLE = {"code": "unavailable", "message": "The service is temporarily unavailable; try again", "retryable": True}
 OK_BEFORE_STOP = 40  # sends acked ok (all senders together) before the database is stopped
 FAILS_WHILE_DOWN = 3  # each sender sends at least this many while the database is down
 MAX_SENDS = 80  # per sender: the bound of the burst
@@ -175,13 +175,6 @@ def join_all(threads: list[threading.Thread]) -> None:
     assert not any(t.is_alive() for t in threads), "a sender did not finish within the bound"
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {BOUND}s: {what}"
-        time.sleep(0.01)
-
-
 def stored(cluster: PgCluster, task_ids: list[int]) -> list[tuple[int, int, str | None, str]]:
     """(id, task_id, client_id, message) of every message of the tasks, read from the database itself."""
     with cluster.connect("taskchat_faults") as conn:
@@ -221,11 +214,11 @@ def test_database_stops_mid_burst_and_comes_back_to_the_same_worker(watched: Liv
         # 1. The burst; the database stops in the middle of it.
         stop_sending = threading.Event()
         threads = run_all(senders, "burst", stop_sending)
-        wait_until(lambda: sum(s.ok() for s in senders) >= OK_BEFORE_STOP, f"{OK_BEFORE_STOP} sends acked ok")
+        wait_until(lambda: sum(s.ok() for s in senders) >= OK_BEFORE_STOP, BOUND, f"{OK_BEFORE_STOP} sends acked ok")
         cluster.stop("fast")
         down_since = time.monotonic()
         wait_until(lambda: all(s.sent_since(down_since) >= FAILS_WHILE_DOWN for s in senders),
-                   "every sender sent while the database was down")
+                   BOUND, "every sender sent while the database was down")
 
         # 2. While it is down: /health, a REST send and a new socket.
         response = health(server)
@@ -283,7 +276,7 @@ def test_database_stops_mid_burst_and_comes_back_to_the_same_worker(watched: Liv
     more = [Sender(f"{s.name}2", s.sock, s.task_id) for s in senders]
     threads = run_all(more, "burst", stop_sending)
     wait_until(lambda: sum(len(s.attempts) for s in more) >= 40 or not any(t.is_alive() for t in threads),
-               "a second burst")
+               BOUND, "a second burst")
     stop_sending.set()
     join_all(threads)
     assert all(a.ack.get("ok") for s in more for a in s.attempts), [a.ack for s in more for a in s.attempts][:5]
@@ -308,7 +301,7 @@ def test_database_stops_mid_burst_and_comes_back_to_the_same_worker(watched: Liv
     expected = {name: {i for i, t in announced.items() if t in rooms[name]} for name in rooms}
     for name, sock in sockets.items():
         wait_until(lambda: {e["message"]["id"] for e in sock.events("new_message")} >= expected[name],
-                   f"{name} heard every message of their rooms")
+                   BOUND, f"{name} heard every message of their rooms")
     time.sleep(0.3)  # let stray broadcasts arrive
     stored_ids = set(by_client_id.values())
     for name, sock in sockets.items():

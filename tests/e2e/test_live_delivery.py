@@ -25,15 +25,14 @@ from typing import Any
 import pytest
 import socketio
 
-from .live import (
-    STOP_TIMEOUT, WAIT, Api, LiveServer, LiveSocket, User, make_room, restart_server, start_server,
+from e2e.live import (
+    SETTLE, STOP_TIMEOUT, WAIT, Api, LiveServer, LiveSocket, User, make_room, restart_server, start_server,
+    whole_history,
 )
 
 pytestmark = pytest.mark.e2e
 
-SETTLE = 0.3  # seconds to let stray events arrive before asserting that none did
 BURST = 50  # messages sent while the member is away
-PAGE = 100  # the largest history page
 MAX_PAGES = 50  # bound on paging through a task's history
 FLAKY_MESSAGES = 20
 MAX_ATTEMPTS = 5  # bound on the retries of one message
@@ -41,19 +40,6 @@ COMPARED = ("id", "message", "deleted", "editedAt", "version", "reactions")
 
 
 # ---- the server's list, and a client's ---------------------------------------------
-def all_messages(api: Api, user: User, task_id: int) -> list[dict]:
-    """The task's whole history, oldest first, paging forward with `after`."""
-    items: list[dict] = []
-    after = 0
-    for _ in range(MAX_PAGES):
-        page = api.request("GET", f"/api/tasks/{task_id}/messages", user, params={"after": after, "limit": PAGE})
-        items.extend(page["items"])
-        if not page["hasMore"]:
-            return items
-        after = page["items"][-1]["id"]
-    raise AssertionError(f"more than {MAX_PAGES} pages of history")
-
-
 def state(message: dict) -> dict:
     """What a client keeps of a message. `reactions[].me` is left out: room
     broadcasts have none, and it is the viewer's, not the message's."""
@@ -160,7 +146,7 @@ class Chat:
         return self.call(author, "edit_message", {"messageId": message["id"], "message": text})
 
     def server_list(self) -> list[dict]:
-        return all_messages(self.api, self.carol, self.task_id)
+        return whole_history(self.api, self.carol, self.task_id, max_pages=MAX_PAGES)
 
     def close(self) -> None:
         self.api.close()
@@ -390,7 +376,7 @@ def test_retries_after_dropped_connections_store_and_announce_once(gunicorn_serv
         acks[payload["clientId"]] = ack["data"]
 
     # Stored once each: the ids the acks named, and nothing else.
-    stored = all_messages(api, room.owner, room.task_id)
+    stored = whole_history(api, room.owner, room.task_id, max_pages=MAX_PAGES)
     assert Counter(m["clientId"] for m in stored) == Counter({p["clientId"]: 1 for p in payloads}), stored
     assert sorted(m["id"] for m in stored) == sorted(a["id"] for a in acks.values())
 

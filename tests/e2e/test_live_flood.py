@@ -20,7 +20,7 @@ import requests
 import socketio
 import websocket
 
-from .live import WAIT, Api, LiveServer, LiveSocket, User, make_room, whole_history
+from e2e.live import WAIT, Api, LiveServer, LiveSocket, User, make_room, wait_until, whole_history
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +35,6 @@ VICTIM_INTERVAL = 0.1  # a victim sends every 100 ms...
 VICTIM_SENDS = 80  # ...this many times: 8 s, under the 100-a-minute limit they are held to too
 FLOOD_P95_BOUND = 2.0  # seconds; generous, so CI machines pass; the printout shows the real figures
 FLOOD_MAX_BOUND = 5.0  # no single ack held up longer (under 1 s measured; 7-8 s before the in-flight cap)
-
-
-def wait_until(predicate, timeout: float = WAIT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.02)
 
 
 def texts(api: Api, user: User, task_id: int) -> list[str]:

@@ -13,7 +13,7 @@ import time
 import pytest
 import websocket
 
-from .live import SERVER_KINDS, WAIT, Api, LiveSocket, RawSocket, make_room, start_server
+from e2e.live import SERVER_KINDS, WAIT, Api, LiveSocket, RawSocket, make_room, start_server
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .live import Api, LiveServer, make_room
+from e2e.live import Api, LiveServer, make_room
 
 pytestmark = pytest.mark.e2e
 

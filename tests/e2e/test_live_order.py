@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .live import WAIT, LiveServer, make_room
+from e2e.live import WAIT, LiveServer, make_room
 
 pytestmark = pytest.mark.e2e
 

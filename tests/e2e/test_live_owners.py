@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .live import WAIT, Api, LiveServer, User
+from e2e.live import WAIT, Api, LiveServer, User
 
 pytestmark = pytest.mark.e2e
 

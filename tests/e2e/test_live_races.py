@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import websocket
 
-from .live import WAIT, Api, LiveServer, LiveSocket, User, make_room, whole_history
+from e2e.live import WAIT, Api, LiveServer, LiveSocket, User, make_room, wait_until, whole_history
 
 pytestmark = pytest.mark.e2e
 
@@ -84,8 +84,6 @@ def emit(sock: LiveSocket, event: str, data: Any, answers: Answers, index: int) 
     sock.client.emit(event, data, namespace=sock.namespace, callback=answers.callback(index))
 
 
-
-
 def activity(api: Api, user: User, task_id: int) -> list[dict]:
     """The task's whole activity log, newest first."""
     items: list[dict] = []
@@ -97,15 +95,6 @@ def activity(api: Api, user: User, task_id: int) -> list[dict]:
             return items
         params["before"] = page["items"][-1]["id"]
     raise AssertionError("more than 20 pages of activity")
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ---- (a) over the in-flight cap: an answer for every event ------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .live import WAIT, Api, LiveSocket, RawSocket, make_room, start_server
+from e2e.live import WAIT, Api, LiveSocket, RawSocket, make_room, start_server
 
 pytestmark = pytest.mark.e2e
 

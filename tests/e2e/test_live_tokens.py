@@ -17,7 +17,7 @@ from datetime import timedelta
 import pytest
 import socketio
 
-from .live import Api, LiveSocket, forge_token, make_room, start_server
+from e2e.live import Api, LiveSocket, forge_token, make_room, start_server
 
 pytestmark = pytest.mark.e2e
 

@@ -205,7 +205,7 @@ def room(room_of, alice, bob, carol, task, add_member) -> dict:
     /tasks in the task's room, inboxes emptied; the sockets by first name."""
     add_member(alice, task, carol, "commenter")
     users = (alice, bob, carol)
-    return {user.first_name: peer.sock for user, peer in zip(users, room_of(*users))}
+    return {user.first_name: peer.sock for user, peer in zip(users, room_of(*users), strict=True)}
 
 
 class RecordingTestClient(SocketIOTestClient):

@@ -220,7 +220,9 @@ def test_reaction_updated_reaches_the_room_without_me(task, room, socket, alice,
     added = ok(chat.react(task, bob, message["id"], "👍"))
     removed = ok(chat.unreact(task, bob, message["id"], "👍"))
 
-    after_adding = [{"emoji": "🎉", "count": 1, "userIds": [alice.id]}, {"emoji": "👍", "count": 1, "userIds": [bob.id]}]
+    after_adding = [
+        {"emoji": "🎉", "count": 1, "userIds": [alice.id]}, {"emoji": "👍", "count": 1, "userIds": [bob.id]},
+    ]
     after_removing = [{"emoji": "🎉", "count": 1, "userIds": [alice.id]}]
     for sock, ns in room:
         # `message`: the whole message, as broadcasts show it (without `me`).

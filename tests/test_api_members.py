@@ -198,7 +198,8 @@ def test_non_owner_cannot_change_roles(client, alice, bob, carol, make_task, add
 
 
 def test_change_role_of_a_non_member_is_404(client, task, alice, carol):
-    assert_error(client.patch(members_url(task, carol), json={"role": "viewer"}, headers=alice.headers), 404, "not_found")
+    response = client.patch(members_url(task, carol), json={"role": "viewer"}, headers=alice.headers)
+    assert_error(response, 404, "not_found")
 
 
 def test_change_role_by_non_member_and_on_missing_task_get_the_same_403(client, task, carol, bob):
@@ -211,7 +212,8 @@ def test_change_role_by_non_member_and_on_missing_task_get_the_same_403(client, 
 
 @pytest.mark.parametrize("body", [{}, {"role": "admin"}, {"role": None}, {"role": 3}])
 def test_change_role_invalid_is_422(client, task, alice, bob, body):
-    error = assert_error(client.patch(members_url(task, bob), json=body, headers=alice.headers), 422, "validation_error")
+    response = client.patch(members_url(task, bob), json=body, headers=alice.headers)
+    error = assert_error(response, 422, "validation_error")
     assert "role" in error["details"]
     assert roles(client, task, alice)[bob.id] == "editor"
 

@@ -157,7 +157,8 @@ def test_the_document_holds_a_task_update_to_one_field_at_least(doc):
 
 # ---- the documented rules of each custom field are the rules it enforces ------------------
 FIELDS = {
-    "id": Id(), "id from 0": Id(minimum=0), "text": Text(max_length=5), "blank text": Text(max_length=5, allow_blank=True),
+    "id": Id(), "id from 0": Id(minimum=0),
+    "text": Text(max_length=5), "blank text": Text(max_length=5, allow_blank=True),
     "token": Token(max_length=5),
 }
 # Every kind of character the rules tell apart: Python's blanks, JSON Schema's blanks that
@@ -165,8 +166,10 @@ FIELDS = {
 CHARACTERS = st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000\ufeff\x00\x01\x7fa0é👍٣"))
 VALUES = st.one_of(
     st.text(CHARACTERS, max_size=8), st.text(max_size=8), st.integers(min_value=-3, max_value=MAX_DB_INT + 3),
-    st.sampled_from([MAX_DB_INT, MAX_DB_INT + 1, 0, 2**63]).flatmap(lambda n: st.sampled_from([n, str(n), "0" + str(n)])),
-    st.integers(0, 10**20).map(str), st.booleans(), st.none(), st.floats(allow_nan=False), st.lists(st.integers(), max_size=1),
+    st.sampled_from([MAX_DB_INT, MAX_DB_INT + 1, 0, 2**63])
+    .flatmap(lambda n: st.sampled_from([n, str(n), "0" + str(n)])),
+    st.integers(0, 10**20).map(str), st.booleans(), st.none(), st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=1),
 )
 
 EDGES = ["2147483647", "02147483647", "2147483648", "0", "00", "", " ", "\ufeff", "\x1cx\x1c", "x\x00", "12345",

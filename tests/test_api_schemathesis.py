@@ -160,7 +160,7 @@ def _run(schema) -> Run:
                 if interaction.response is not None and case_id in recorder.cases:
                     label = recorder.cases[case_id].value.operation.label
                     statuses[label][interaction.response.status_code] += 1
-            for case_id, checks in recorder.checks.items():
+            for checks in recorder.checks.values():
                 for check in checks:
                     if check.status == Status.FAILURE and check.failure_info is not None:
                         failure = check.failure_info.failure
@@ -169,7 +169,8 @@ def _run(schema) -> Run:
                             f"{check.failure_info.code_sample}"
                         )
         elif isinstance(event, events.NonFatalError):
-            failures.append(f"{event.label}: error: {event.info.format() if hasattr(event.info, 'format') else event.value!r}")
+            said = event.info.format() if hasattr(event.info, "format") else repr(event.value)
+            failures.append(f"{event.label}: error: {said}")
         elif isinstance(event, events.FatalError):
             failures.append(f"fatal: {event.exception!r}")
         elif isinstance(event, events.EngineFinished):

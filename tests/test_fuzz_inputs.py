@@ -182,9 +182,9 @@ def world(request, app, client, alice, bob, carol, register, task, add_member, m
     words = [bob.token, alice.token, bob.refresh_token, bob.email, bob.password, "Bob's"]
     stored = Stored(app)
     request.addfinalizer(stored.close)
-    return {"app": app, "stored": stored, "client": client, "alice": alice, "bob": bob, "carol": carol, "T": T, "first": first["id"],
-            "bobs": bobs["id"], "listener": listener, "sender": sender, "ids": ids, "words": words,
-            "right": right}
+    return {"app": app, "stored": stored, "client": client, "alice": alice, "bob": bob, "carol": carol, "T": T,
+            "first": first["id"], "bobs": bobs["id"], "listener": listener, "sender": sender, "ids": ids,
+            "words": words, "right": right}
 
 
 # ---- the socket door -----------------------------------------------------------------------------------

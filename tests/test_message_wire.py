@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-import app.realtime  # noqa: F401  (before app.services: the two packages import each other)
 from app.actor import Actor
 from app.extensions import db
 from app.models import ActivityLog, ChatMessage, Task

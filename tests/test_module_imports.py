@@ -39,7 +39,7 @@ def imported() -> dict[str, subprocess.CompletedProcess[str]]:
     """Each module imported in its own interpreter, as many at a time as there are cores."""
     modules = _modules()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        return dict(zip(modules, pool.map(_import_alone, modules)))
+        return dict(zip(modules, pool.map(_import_alone, modules), strict=True))
 
 
 @pytest.mark.parametrize("module", _modules())

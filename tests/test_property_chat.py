@@ -216,10 +216,10 @@ class ChatMachine(RuleBasedStateMachine):
             task = response.get_json()["id"]
             self.tasks.append(task)
             self.owner[task], self.members[task], self.version[task] = owner, {owner: "owner"}, 0
-            for name, role in zip(NAMES, roles):
+            for name, role in zip(NAMES, roles, strict=False):
                 if name != owner:
                     self._add(task, name, role)
-        for name, count in zip(NAMES, devices):
+        for name, count in zip(NAMES, devices, strict=False):
             for number in range(1, count + 1):
                 device = Device(f"{name}/{number}", name)
                 self.devices.append(device)

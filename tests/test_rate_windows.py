@@ -23,7 +23,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from app.actor import Actor
 from app.errors import RateLimited
-from app.realtime import throttle, windows
+from app.realtime import throttle
 from toolkit.env import REDIS_URL, limited
 
 ALICE, BOB = Actor(id=1, name="Alice"), Actor(id=2, name="Bob")
@@ -249,7 +249,9 @@ def test_without_redis_no_limits_memory_storage_is_made(app, monkeypatch):
 
 # ---- the same as `limits` ------------------------------------------------------------------
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("settings", [limited(RATE_LIMIT_MESSAGES="3/second;7/minute", RATE_LIMIT_TYPING="4/10 seconds")])
+@pytest.mark.parametrize(
+    "settings", [limited(RATE_LIMIT_MESSAGES="3/second;7/minute", RATE_LIMIT_TYPING="4/10 seconds")],
+)
 def test_random_traffic_gets_the_answers_of_the_limits_library(app, clock, monkeypatch, seed):
     """The reference: `limits`' MovingWindowRateLimiter on its memory storage, as this
     module used before, on the same clock."""

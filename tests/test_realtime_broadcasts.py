@@ -29,7 +29,8 @@ def test_patch_task_sends_task_updated_to_the_room(room, client, bob, task):
         [(event, payload)] = room[name].heard()
         assert event == "task_updated", name
         assert set(payload) == {"taskId", "task", "changes", "updatedBy"}
-        assert (payload["taskId"], payload["updatedBy"], payload["changes"]) == (task["id"], bob.id, ["status", "title"])
+        said = (payload["taskId"], payload["updatedBy"], payload["changes"])
+        assert said == (task["id"], bob.id, ["status", "title"])
         assert (payload["task"]["id"], payload["task"]["title"], payload["task"]["status"]) == (
             task["id"], "Renamed", "in_progress")
         assert payload["task"]["updatedAt"] == response.get_json()["updatedAt"]
@@ -123,7 +124,8 @@ def test_setting_the_same_role_sends_nothing(room, client, alice, bob, task):
 def test_a_refused_membership_change_sends_nothing(room, client, alice, bob, carol, task, call):
     url = f"/api/tasks/{task['id']}/members"
     response = {
-        "add by a non-owner": lambda: client.post(url, json={"userId": carol.id, "role": "viewer"}, headers=bob.headers),
+        "add by a non-owner":
+            lambda: client.post(url, json={"userId": carol.id, "role": "viewer"}, headers=bob.headers),
         "add twice": lambda: client.post(url, json={"userId": bob.id, "role": "viewer"}, headers=alice.headers),
         "patch by a non-owner": lambda: client.patch(f"{url}/{alice.id}", json={"role": "viewer"},
                                                      headers=bob.headers),
@@ -171,7 +173,8 @@ def test_a_removed_member_leaves_the_room_at_once(connect, client, alice, bob, c
     assert bob_tasks.emit("typing_start", {"taskId": task["id"]})["error"]["code"] == "forbidden"
     assert bob_root.emit("send_message", {"taskId": task["id"], "message": "hello?"})["error"] == {
         "code": "forbidden", "message": "No access to this task"}
-    assert bob_tasks.emit("join_task", task["id"])["error"] == {"code": "forbidden", "message": "No access to this task"}
+    refused = bob_tasks.emit("join_task", task["id"])["error"]
+    assert refused == {"code": "forbidden", "message": "No access to this task"}
     assert [name for name, _ in witness.heard()] == ["new_message", "user_typing", "task_updated"]
 
 

@@ -38,7 +38,7 @@ def room(room_of, alice, bob, carol, dan, task, add_member) -> dict[str, Peer]:
     add_member(alice, task, carol, "commenter")
     add_member(alice, task, dan, "viewer")
     peers = room_of((alice, "/"), bob, carol, (dan, "/"))
-    return dict(zip(("Alice", "Bob", "Carol", "Dan"), peers))
+    return dict(zip(("Alice", "Bob", "Carol", "Dan"), peers, strict=True))
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Socket.IO send_message: the ack, `new_message` to the whole room, refusals, and what is stored."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -34,7 +34,7 @@ def test_the_ack_is_the_stored_message(room, alice, bob, task, chat):
     assert (message["editedAt"], message["deleted"], message["deletedAt"]) == (None, False, None)
     assert message["user"] == {"id": bob.id, "firstName": "Bob", "lastName": "Editor"}
     created = datetime.fromisoformat(message["createdAt"].replace("Z", "+00:00"))
-    assert abs(datetime.now(timezone.utc) - created) < timedelta(seconds=30)
+    assert abs(datetime.now(UTC) - created) < timedelta(seconds=30)
     assert chat.history(task, alice)["items"] == [broadcast_form(message)]
 
 

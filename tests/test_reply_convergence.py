@@ -50,7 +50,7 @@ def socks(room_of, task, alice, bob, carol, add_member):
     """Sockets of Alice (the owner), Bob (editor) and Carol (commenter), in the task's room."""
     add_member(alice, task, carol, "commenter")
     peers = room_of(alice, bob, carol, drain=False)
-    return {name: peer.sock for name, peer in zip(("alice", "bob", "carol"), peers)}
+    return {name: peer.sock for name, peer in zip(("alice", "bob", "carol"), peers, strict=True)}
 
 
 @pytest.fixture

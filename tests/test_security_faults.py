@@ -38,7 +38,6 @@ from sqlalchemy import event
 from app import create_app
 from app.services.tokens import issue_access_token
 from app.extensions import db
-from app.realtime import namespace  # noqa: F401  (loads the services in their import order)
 from app.services import reads
 
 from toolkit.database import dialect
@@ -545,7 +544,8 @@ def test_an_exhausted_connection_pool_is_unavailable_not_an_internal_error(datab
     )
     client = small.test_client()
     response = client.post("/api/auth/register", json={
-        "email": f"pool-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse battery", "firstName": "P", "lastName": "Ool"})
+        "email": f"pool-{uuid.uuid4().hex[:8]}@example.com", "password": "correct horse battery",
+        "firstName": "P", "lastName": "Ool"})
     headers = {"Authorization": f"Bearer {response.get_json()['accessToken']}"}
     try:
         with small.app_context():

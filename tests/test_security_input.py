@@ -170,7 +170,8 @@ def test_every_id_field_of_every_event_refuses_malformed_ids(world, event, path)
         received = sender.get_received(NS)
         errors = [e["args"][0] for e in received if e["name"] == "error"]
         if not (isinstance(ack, dict) and ack.get("ok") is False and ack["error"]["code"] == "validation_error"
-                and path[0] in (ack["error"].get("details") or {}) and [e["code"] for e in errors] == [ack["error"]["code"]]):
+                and path[0] in (ack["error"].get("details") or {})
+                and [e["code"] for e in errors] == [ack["error"]["code"]]):
             problems.append((label, ack))
         if listener.get_received(NS):
             problems.append((label, "the room heard something"))
@@ -503,7 +504,7 @@ def test_nul_and_lone_surrogates_in_rest_bodies_are_422_and_store_nothing(world,
     assert problems == []
     assert w["listener"].get_received(NS) == []
     # The same requests, unspoiled, work.
-    for method, path, good, field in rest_text_cases(w)[:4]:
+    for method, path, good, _field in rest_text_cases(w)[:4]:
         assert getattr(client, method)(path, json=good, headers=bob.headers).status_code in (200, 201)
 
 
@@ -572,7 +573,8 @@ def test_malformed_ids_in_rest_bodies_are_422_and_store_nothing(world):
     ('{"message": "hi"} trailing', "application/json"), ("[" * 50 + "]" * 49, "application/json"),
     # Python's json raises RecursionError for deep nesting, and a bare ValueError for an
     # integer of more than 4300 digits: both were a 500.
-    ("[" * 100_000 + "]" * 100_000, "application/json"), ('{"message": "hi", "n": %s}' % ("9" * 5000), "application/json"),
+    ("[" * 100_000 + "]" * 100_000, "application/json"),
+    ('{"message": "hi", "n": %s}' % ("9" * 5000), "application/json"),
 ])
 def test_an_unreadable_json_body_is_400_bad_request(world, body, content_type):
     w = world

@@ -94,7 +94,7 @@ def test_an_unknown_email_is_throttled_exactly_like_a_known_one(client, alice):
     answers = {}
     for email in (alice.email, unknown):
         answers[email] = [login(client, email) for _ in range(PER_ACCOUNT + 1)]
-    for known, other in zip(answers[alice.email], answers[unknown]):
+    for known, other in zip(answers[alice.email], answers[unknown], strict=True):
         known_body, other_body = known.get_json(), other.get_json()
         # retryAfter counts down in whole seconds between the two runs; it may differ by one.
         known_wait = known_body["error"].pop("retryAfter", 0)

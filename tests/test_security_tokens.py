@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import jwt
 import pytest
@@ -187,7 +187,7 @@ def revoke_elsewhere(app, token: str) -> None:
     claims = jwt.decode(token, options={"verify_signature": False})
     with app.app_context():
         db.session.add(RevokedToken(jti=claims["jti"], type="access", user_id=int(claims["sub"]),
-                                    expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc)))
+                                    expires_at=datetime.fromtimestamp(claims["exp"], UTC)))
         db.session.commit()
 
 
@@ -278,7 +278,7 @@ def test_refresh_token_renews_in_place_and_the_socket_keeps_its_rooms(app, clien
     assert ack["ok"] is True
     expected_exp = jwt.decode(new_token, options={"verify_signature": False})["exp"]
     assert datetime.fromisoformat(ack["data"]["expiresAt"].replace("Z", "+00:00")) == datetime.fromtimestamp(
-        expected_exp, timezone.utc)
+        expected_exp, UTC)
 
     time.sleep(2.5)  # past the first token's exp, and several sweeps
     assert sock.is_connected("/tasks")
@@ -351,7 +351,7 @@ def test_revocations_survive_a_restart(database_url, tmp_path, client, alice):
 
 
 def test_expired_revocations_are_purged_by_logout_and_by_the_command(app, client, alice, bob):
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    past = datetime.now(UTC) - timedelta(minutes=1)
     with app.app_context():
         db.session.add_all([
             RevokedToken(jti="long-gone-1", type="access", user_id=alice.id, expires_at=past),

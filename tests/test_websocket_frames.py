@@ -10,7 +10,7 @@ import pytest
 
 websocket = pytest.importorskip("geventwebsocket.websocket")
 
-from app.patches import _unmask_in_one_step  # noqa: E402
+from app.patches import _unmask_in_one_step  # noqa: E402 (only where gevent-websocket is installed)
 
 
 class _Header(websocket.Header):

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +323,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT, what: str |
 def forge_token(user_id: Any, *, secret: str = JWT_SECRET, token_type: str = "access",
                 expires_in: timedelta = timedelta(minutes=15)) -> str:
     """A token shaped like Flask-JWT-Extended's, signed with `secret`."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claims = {
         "sub": str(user_id), "type": token_type, "fresh": False, "jti": uuid.uuid4().hex,
         "iat": now - timedelta(hours=2), "nbf": now - timedelta(hours=2), "exp": now + expires_in,

@@ -91,7 +91,7 @@ class PgCluster:
         return f"initdb/pg_ctl refuse root and this user (uid {uid}) is neither root nor {OWNER!r}"
 
     @classmethod
-    def create(cls) -> "PgCluster":
+    def create(cls) -> PgCluster:
         """initdb a new cluster in a temporary directory and start it."""
         reason = cls.unavailable_reason()
         if reason:

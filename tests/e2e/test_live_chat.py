@@ -229,7 +229,8 @@ def test_production_accepts_only_listed_origins(gunicorn_server: LiveServer):
             assert response.status_code == 200, (origin, response.text)
             assert response.text.startswith("0{"), (origin, response.text)
             assert response.headers.get("Access-Control-Allow-Origin") == origin
-    with requests.get(handshake, headers={"Connection": "close", "Origin": "http://evil.example"}, timeout=5) as response:
+    headers = {"Connection": "close", "Origin": "http://evil.example"}
+    with requests.get(handshake, headers=headers, timeout=5) as response:
         assert response.status_code == 400, response.text
         assert "Access-Control-Allow-Origin" not in response.headers
 

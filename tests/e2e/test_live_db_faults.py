@@ -134,7 +134,7 @@ class Sender:
                 attempt.ack = self.call(attempt)
                 if not (isinstance(attempt.ack, dict) and attempt.ack.get("ok")):
                     time.sleep(BACKOFF)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             self.crashed.append(exc)
 
     def retry_failed(self) -> None:
@@ -150,7 +150,7 @@ class Sender:
                     if again.ack.get("ok"):
                         break
                     time.sleep(0.2)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self.crashed.append(exc)
 
     def ok(self) -> int:

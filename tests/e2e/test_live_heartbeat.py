@@ -50,7 +50,8 @@ def test_a_quiet_connection_stays_open_and_a_silent_client_is_closed(fast_heartb
     silent = None
     try:
         room = make_room(api, "Heartbeat")
-        owner, member = LiveSocket(server.url).connect(room.owner.token), LiveSocket(server.url).connect(room.member.token)
+        owner = LiveSocket(server.url).connect(room.owner.token)
+        member = LiveSocket(server.url).connect(room.member.token)
         sockets += [owner, member]
         for sock in sockets:
             assert sock.call("join_task", {"taskId": room.task_id})["ok"] is True

@@ -69,7 +69,7 @@ def owners(gunicorn_server: LiveServer):
     setup = Api(gunicorn_server.url)
     alice, bob = setup.register("Alice", "Owner"), setup.register("Bob", "Owner")
     sessions = [Api(gunicorn_server.url), Api(gunicorn_server.url)]
-    for api, user in zip(sessions, (alice, bob)):
+    for api, user in zip(sessions, (alice, bob), strict=True):
         api.request("GET", "/api/tasks", user)  # open the connection before the first race
     yield setup, sessions, alice, bob
     for api in (setup, *sessions):

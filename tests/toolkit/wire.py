@@ -1,7 +1,7 @@
 """What the API answers with, over REST and Socket.IO alike: the keys of its JSON, its times."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 MESSAGE_KEYS = {
     "id", "taskId", "userId", "message", "attachments", "replyTo", "replyPreview", "mentions", "reactions",
@@ -32,4 +32,4 @@ def assert_recent(timestamp: str) -> None:
     """An ISO 8601 UTC time ("…Z") within the last half minute (or the next)."""
     assert timestamp.endswith("Z"), timestamp
     when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    assert abs(datetime.now(timezone.utc) - when) < timedelta(seconds=30)
+    assert abs(datetime.now(UTC) - when) < timedelta(seconds=30)

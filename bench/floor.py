@@ -5,11 +5,10 @@ connect: decode the HS256 JWT (auth.token); join_task: join room task_<id>, ack;
 send_message: broadcast new_message {message, taskId} to the room (sender included), ack.
 
 The transport is set up as the product sets up its own (app/socketwire.py: text packets
-written by orjson; no Flask session per event; app/realtime/directwrite.py: frames written
-by the sending greenlet), so that product / floor is what the product's own work costs.
-Those two modules are loaded from their files: the floor imports nothing else of the app.
+written by orjson; no Flask session per event; `patches.write_frames_directly`: frames
+written by the sending greenlet), so that product / floor is what the product's own work
+costs. Those two are all the floor takes of the app: no app is made, no database is read.
 """
-import importlib.util
 import itertools
 import os
 from datetime import UTC, datetime
@@ -18,22 +17,14 @@ import jwt
 from flask import Flask, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room  # noqa: A004 (Flask-SocketIO's name)
 
+from app import patches
+from app import socketwire as wire
 
-
-def _product_module(name):
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", *name.split(".")) + ".py"
-    spec = importlib.util.spec_from_file_location(f"floor_{name.replace('.', '_')}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-wire, directwrite = _product_module("socketwire"), _product_module("realtime.directwrite")
 SECRET = os.environ["JWT_SECRET_KEY"]
 app = Flask(__name__)
 socketio = SocketIO(app, async_mode="gevent", cors_allowed_origins=["http://127.0.0.1"], logger=False,
                     engineio_logger=False, serializer=wire.TextPacket, json=wire.FastJSON, manage_session=False)
-directwrite.install(socketio.server.eio)
+patches.write_frames_directly(socketio.server.eio)
 users, ids = {}, itertools.count(1)
 
 

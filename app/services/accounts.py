@@ -9,14 +9,14 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..actor import Actor
 from ..errors import Conflict, InvalidCredentials
 from ..extensions import db
-from ..models import User, display_name
+from ..models import User
 
 # Checked against when the email is unknown, so both failures cost the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
 def actor_of(user: User) -> Actor:
-    return Actor(id=user.id, name=display_name(user.id, user.first_name, user.last_name))
+    return Actor(id=user.id, name=user.display_name)
 
 
 def normalize_email(email: str) -> str:

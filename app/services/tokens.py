@@ -150,8 +150,8 @@ def revoked_among(jtis: Iterable[str]) -> set[str]:
 
 def logout(actor: Actor, access_claims: dict[str, Any], refresh_token: str | None = None) -> list[str]:
     """Revoke the access token in use and, if given, the refresh token of the same
-    user. Returns the revoked jtis, for the caller to close the sockets that use them.
-    A refresh token that is not this user's valid refresh token is refused and
+    user. Returns the revoked jtis; once the revocation commits, this process's sockets
+    that use them end (`TokensRevoked`). A refresh token that is not this user's valid refresh token is refused and
     nothing is revoked; one that has already expired needs no revoking."""
     revoked = [_row(access_claims, actor.id)]
     if refresh_token is not None:
@@ -172,8 +172,8 @@ def logout(actor: Actor, access_claims: dict[str, Any], refresh_token: str | Non
     aftercommit.record(TokensRevoked(jtis))
     try:
         db.session.commit()
-    except IntegrityError:  # the same token revoked concurrently: it is revoked either way
-        db.session.rollback()
+    except IntegrityError:  # the same token revoked concurrently: it is revoked either way,
+        db.session.rollback()  # by that other commit, so the sockets still end
         aftercommit.committed(TokensRevoked(jtis))
     return jtis
 
